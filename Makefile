@@ -1,0 +1,41 @@
+# idgen: PGXS build.
+#
+#   make && make install          build and install into pg_config's tree
+#   make installcheck             pg_regress, isolation and TAP suites, each on
+#                                 temporary servers they start themselves
+#   make pgtap                    pgTAP catalog-contract tests (temporary server)
+#
+# The test targets run initdb, so they must run as an unprivileged user;
+# scripts/test does that for you.
+
+EXTENSION = idgen
+MODULE_big = idgen
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA = idgen--1.0.sql
+PGFILEDESC = "idgen - UUIDv7, Snowflake and segment ID generators"
+
+PG_CONFIG ?= pg_config
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+
+# pg_regress: the SQL surface, on a temporary preloaded server.
+REGRESS = uuidv7 snowflake monitoring
+REGRESS_OPTS = --temp-config=$(srcdir)/test/preload.conf \
+	--temp-instance=$(CURDIR)/tmp_check_regress
+
+# Isolation specs live in test/specs with expected output in test/expected.
+ISOLATION = uuidv7_interleave snowflake_interleave
+ISOLATION_OPTS = --inputdir=$(srcdir)/test \
+	--temp-config=$(srcdir)/test/preload.conf \
+	--temp-instance=$(CURDIR)/tmp_check_iso
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+EXTRA_CLEAN = tmp_check_regress tmp_check_iso tmp_check_pgtap output_iso
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: pgtap
+pgtap:
+	$(srcdir)/test/pgtap/run

@@ -1,0 +1,191 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Definitions of the idgen.* settings.
+ *
+ * The Snowflake layout settings are PGC_POSTMASTER: IDs of two layouts can
+ * collide, so the layout may only change with a restart, and snowflake.c
+ * checks at start-up that the fields sum to 63 bits and match the layout
+ * this data directory first used.  The clock-handling settings can change on
+ * reload.  Every setting is defined only when the library is preloaded
+ * (PostgreSQL allows PGC_POSTMASTER settings nowhere else), which is also
+ * the only case in which the features they configure exist.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "guc.h"
+
+int			idgen_worker_id = -1;
+char	   *idgen_epoch_string = NULL;
+int64		idgen_epoch_ms = 0;
+int			idgen_timestamp_bits = 41;
+int			idgen_worker_bits = 10;
+int			idgen_sequence_bits = 12;
+int			idgen_tick_ms = 1;
+int			idgen_timestamp_warn_years = 5;
+
+int			idgen_max_clock_wait_ms = 10;
+int			idgen_time_floor_reserve_ms = 500;
+bool		idgen_require_clock_sync = false;
+
+/* Days from 1970-01-01 to the given proleptic Gregorian date. */
+static int64
+days_from_civil(int y, int m, int d)
+{
+	int			era;
+	int			yoe;
+	int			doy;
+	int			doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return (int64) era * 146097 + doe - 719468;
+}
+
+/*
+ * Parse an epoch given as 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS', always in
+ * UTC (an optional trailing 'Z', '+00' or ' UTC' is accepted).  We cannot use
+ * timestamptz_in here: the postmaster reads this setting before time zones
+ * are loaded, and an epoch must not depend on the server's TimeZone anyway.
+ */
+bool
+idgen_parse_epoch(const char *text, int64 *unix_ms)
+{
+	int			y,
+				mo,
+				d,
+				h = 0,
+				mi = 0,
+				s = 0;
+	int			consumed = 0;
+	const char *rest;
+
+	if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &consumed) != 3)
+		return false;
+	rest = text + consumed;
+	if (*rest == ' ' || *rest == 'T')
+	{
+		int			more = 0;
+
+		if (sscanf(rest + 1, "%2d:%2d:%2d%n", &h, &mi, &s, &more) != 3)
+			return false;
+		rest += 1 + more;
+	}
+	if (!(*rest == '\0' || strcmp(rest, "Z") == 0 || strcmp(rest, "+00") == 0 ||
+		  strcmp(rest, "+00:00") == 0 || strcmp(rest, " UTC") == 0))
+		return false;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
+		h > 23 || mi > 59 || s > 59 || h < 0 || mi < 0 || s < 0)
+		return false;
+	/* reject dates such as February 30th */
+	if (days_from_civil(y, mo, d) >=
+		days_from_civil(mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, 1))
+		return false;
+	*unix_ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
+		(int64) s * 1000;
+	return true;
+}
+
+static bool
+check_epoch(char **newval, void **extra, GucSource source)
+{
+	int64		ms;
+
+	if (*newval == NULL || !idgen_parse_epoch(*newval, &ms))
+	{
+		GUC_check_errdetail("The epoch must be a UTC date, 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS', on or after 1970-01-01.");
+		return false;
+	}
+	return true;
+}
+
+static void
+assign_epoch(const char *newval, void *extra)
+{
+	int64		ms;
+
+	if (newval && idgen_parse_epoch(newval, &ms))
+		idgen_epoch_ms = ms;
+}
+
+void
+idgen_define_gucs(void)
+{
+	DefineCustomIntVariable("idgen.worker_id",
+							"Worker id embedded in Snowflake IDs; -1 means leased from the coordinator.",
+							"A value of 0 or more is a static worker id; it must fit in idgen.worker_bits.",
+							&idgen_worker_id,
+							-1, -1, (1 << 30) - 1,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("idgen.epoch",
+							   "Start of Snowflake time (UTC), 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'.",
+							   NULL,
+							   &idgen_epoch_string,
+							   "2024-01-01",
+							   PGC_POSTMASTER, 0,
+							   check_epoch, assign_epoch, NULL);
+
+	DefineCustomIntVariable("idgen.timestamp_bits",
+							"Bits of a Snowflake ID that hold the tick count since the epoch.",
+							"timestamp_bits + worker_bits + sequence_bits must be 63.",
+							&idgen_timestamp_bits,
+							41, 1, 63,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.worker_bits",
+							"Bits of a Snowflake ID that hold the worker id.",
+							"timestamp_bits + worker_bits + sequence_bits must be 63.",
+							&idgen_worker_bits,
+							10, 0, 30,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.sequence_bits",
+							"Bits of a Snowflake ID that hold the sequence within a tick.",
+							"timestamp_bits + worker_bits + sequence_bits must be 63.",
+							&idgen_sequence_bits,
+							12, 0, 30,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.tick",
+							"Length of one Snowflake time tick.",
+							NULL,
+							&idgen_tick_ms,
+							1, 1, 1000,
+							PGC_POSTMASTER, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.timestamp_warn_years",
+							"Warn at start-up when the Snowflake timestamp bits run out in fewer years than this.",
+							NULL,
+							&idgen_timestamp_warn_years,
+							5, 0, 1000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.max_clock_wait",
+							"Longest a Snowflake call waits for the clock to catch up after it stepped back.",
+							"A longer step back makes calls fail until the clock has caught up.",
+							&idgen_max_clock_wait_ms,
+							10, 0, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.time_floor_reserve",
+							"How far ahead of issued time the durable Snowflake time floor is reserved.",
+							"Larger values mean fewer durable writes but a longer refusal after a crash restart.",
+							&idgen_time_floor_reserve_ms,
+							500, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("idgen.require_clock_sync",
+							 "Refuse Snowflake IDs while the kernel reports the clock unsynchronised or a leap second in progress.",
+							 NULL,
+							 &idgen_require_clock_sync,
+							 false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+}

@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.h
+ *	  The idgen.* settings.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IDGEN_GUC_H
+#define IDGEN_GUC_H
+
+/* Snowflake layout (PGC_POSTMASTER) */
+extern int	idgen_worker_id;
+extern char *idgen_epoch_string;
+extern int64 idgen_epoch_ms;	/* idgen.epoch parsed: Unix milliseconds */
+extern int	idgen_timestamp_bits;
+extern int	idgen_worker_bits;
+extern int	idgen_sequence_bits;
+extern int	idgen_tick_ms;
+extern int	idgen_timestamp_warn_years;
+
+/* Snowflake clock handling (PGC_SIGHUP) */
+extern int	idgen_max_clock_wait_ms;
+extern int	idgen_time_floor_reserve_ms;
+extern bool idgen_require_clock_sync;
+
+extern void idgen_define_gucs(void);
+extern bool idgen_parse_epoch(const char *text, int64 *unix_ms);
+
+#endif							/* IDGEN_GUC_H */

@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * idgen.c
+ *	  Module entry point: _PG_init.
+ *
+ * Order, as in PostgreSQL's contrib modules: what works without preloading
+ * first (the statistics callback that idgen.uuidv7() counts through); then,
+ * only when loaded through shared_preload_libraries, the settings (all of
+ * them are tied to shared state), the layout checks, the WAL resource
+ * manager and the shared-memory hooks.  Without preload, idgen.uuidv7()
+ * works per backend and the functions that need shared memory refuse with
+ * ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE and a hint naming the setting.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "guc.h"
+#include "idgen.h"
+#include "shmem.h"
+#include "snowflake.h"
+#include "stats.h"
+#include "timefloor.h"
+
+PG_MODULE_MAGIC;
+
+bool		idgen_preloaded = false;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	idgen_stats_init_backend();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	idgen_preloaded = true;
+	idgen_define_gucs();
+	MarkGUCPrefixReserved("idgen");
+
+	snowflake_check_layout();
+	idgen_floor_register_rmgr();
+	idgen_shmem_install_hooks();
+}

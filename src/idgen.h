@@ -1,0 +1,40 @@
+/*-------------------------------------------------------------------------
+ *
+ * idgen.h
+ *	  Definitions shared by every part of the idgen extension: whether the
+ *	  library was preloaded, the time conversions every generator uses, and
+ *	  the entry points each module offers to the module initialiser.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IDGEN_H
+#define IDGEN_H
+
+#include "datatype/timestamp.h"
+
+/* Microseconds between the Unix epoch and PostgreSQL's 2000-01-01 epoch. */
+#define IDGEN_UNIX_TO_PG_USECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+/*
+ * True when the library was loaded through shared_preload_libraries, so that
+ * shared memory, the write-ahead-log resource manager and the time floor are
+ * available.  Set once in _PG_init and never changed afterwards.
+ */
+extern bool idgen_preloaded;
+
+/* Unix time in microseconds from a timestamptz (caller checks finiteness). */
+static inline int64
+idgen_timestamptz_to_unix_us(TimestampTz ts)
+{
+	return ts + IDGEN_UNIX_TO_PG_USECS;
+}
+
+/* timestamptz from Unix time in microseconds. */
+static inline TimestampTz
+idgen_unix_us_to_timestamptz(int64 unix_us)
+{
+	return unix_us - IDGEN_UNIX_TO_PG_USECS;
+}
+
+#endif							/* IDGEN_H */

@@ -1,0 +1,719 @@
+/*-------------------------------------------------------------------------
+ *
+ * snowflake.c
+ *	  idgen.snowflake_next(), snowflake_decode(), snowflake_min() and
+ *	  bit_budget(): rewind-safe 64-bit Snowflake IDs.
+ *
+ * Layout (default 41/10/12; the sign bit is always 0):
+ *
+ *	 63  62                          22 21          12 11           0
+ *	+---+------------------------------+--------------+--------------+
+ *	| 0 | ticks since idgen.epoch (41) | worker id (10)| sequence (12)|
+ *	+---+------------------------------+--------------+--------------+
+ *
+ * All backends of a server share one worker id and one 64-bit state word,
+ * last_issued = (tick << sequence_bits) | sequence, updated by
+ * compare-and-swap.  A call reads the state word, then the clock (in that
+ * order: a tick published by another backend was read from the clock before
+ * our read of the state, so a clock reading below it means the clock really
+ * went back), and then:
+ *
+ *	- clock tick > last tick: issue (clock tick, sequence 0);
+ *	- same tick, sequence left: issue last + 1;
+ *	- same tick, sequence used up: wait (spinning) for the next tick; we
+ *	  never borrow future ticks, so the embedded time never runs ahead;
+ *	- clock tick < last tick: the clock stepped back.  Wait if it is at most
+ *	  idgen.max_clock_wait behind, otherwise refuse with SQLSTATE IG001.
+ *	  The state word is never reset, so once the clock passes the last
+ *	  issued tick, IDs continue above everything issued before.
+ *
+ * Durable time floor: before an ID whose tick starts after floor_ms leaves
+ * this file, floor_ms is raised to that time plus idgen.time_floor_reserve
+ * and made durable (timefloor.c: WAL flush, synchronous standbys, fsynced
+ * file).  The raise is started early, once issued time is within half the
+ * reserve of the floor, by whichever backend gets the lock without waiting,
+ * so callers rarely wait for it.  At start-up the state word is set to the
+ * floor's tick with its sequence used up: after a clean or crash restart
+ * with the clock behind the floor, calls refuse (IG002) until the clock has
+ * passed it.  Replayed floors (crash recovery, standbys) raise the state
+ * word too, so a promoted standby starts above its old primary's floor.
+ *
+ * Locking: last_issued, floor_ms, worker_id and issued_since_start are
+ * atomics read without locks; floor_ms is written only under
+ * IDGEN_LWLOCK_FLOOR after the new value is durable.  recorded_layout and
+ * the unusable flag are set in the postmaster at start-up, and afterwards
+ * only under IDGEN_LWLOCK_FLOOR by WAL replay (a primary with another
+ * layout); unusable only ever goes from false to true, so readers check it
+ * without the lock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "common/int.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "clock.h"
+#include "guc.h"
+#include "idgen.h"
+#include "shmem.h"
+#include "snowflake.h"
+#include "stats.h"
+#include "timefloor.h"
+
+#define SNOWFLAKE_NO_WORKER		PG_UINT32_MAX
+#define NS_PER_MS				INT64CONST(1000000)
+#define MS_PER_YEAR				(365.2425 * 86400.0 * 1000.0)
+
+typedef struct SnowflakeShared
+{
+	union
+	{
+		pg_atomic_uint64 last_issued;	/* atomic, CAS: (tick << seq bits) | seq */
+		char		pad[PG_CACHE_LINE_SIZE];
+	};
+	pg_atomic_uint64 floor_ms;	/* atomic; written under IDGEN_LWLOCK_FLOOR */
+	pg_atomic_uint32 worker_id; /* atomic; SNOWFLAKE_NO_WORKER if none */
+	pg_atomic_uint32 issued_since_start;	/* atomic flag */
+	bool		unusable;		/* see locking note above */
+	char		unusable_reason[256];
+	char		unusable_hint[256];
+} SnowflakeShared;
+
+static SnowflakeShared *snowflake_shared = NULL;
+
+/* Layout constants derived from the settings at first use in a process. */
+static int	sequence_shift = 0;	/* = sequence_bits */
+static int	worker_shift = 0;	/* = sequence_bits + worker_bits */
+static uint64 sequence_mask = 0;
+static uint64 max_tick = 0;
+
+/* Per-backend cache of the kernel's clock health, refreshed every second. */
+static IdgenClockHealth cached_health;
+static int64 cached_health_at_ns = 0;
+
+static void
+snowflake_derive_layout(void)
+{
+	sequence_shift = idgen_sequence_bits;
+	worker_shift = idgen_sequence_bits + idgen_worker_bits;
+	sequence_mask = (UINT64CONST(1) << idgen_sequence_bits) - 1;
+	max_tick = (idgen_timestamp_bits >= 63) ? PG_INT64_MAX :
+		(UINT64CONST(1) << idgen_timestamp_bits) - 1;
+}
+
+void
+snowflake_current_layout(IdgenLayout *layout)
+{
+	memset(layout, 0, sizeof(*layout));
+	layout->timestamp_bits = idgen_timestamp_bits;
+	layout->worker_bits = idgen_worker_bits;
+	layout->sequence_bits = idgen_sequence_bits;
+	layout->tick_ms = idgen_tick_ms;
+	layout->epoch_ms = idgen_epoch_ms;
+}
+
+/* Unix milliseconds at which a tick starts (saturating). */
+static int64
+tick_start_ms(uint64 tick)
+{
+	int64		offset;
+
+	if (tick > (uint64) PG_INT64_MAX ||
+		pg_mul_s64_overflow((int64) tick, idgen_tick_ms, &offset) ||
+		pg_add_s64_overflow(offset, idgen_epoch_ms, &offset))
+		return PG_INT64_MAX;
+	return offset;
+}
+
+/* The state word that marks everything up to floor_ms as issued. */
+static uint64
+state_for_floor(int64 floor_ms)
+{
+	uint64		tick;
+
+	if (floor_ms < idgen_epoch_ms)
+		return 0;
+	tick = (uint64) (floor_ms - idgen_epoch_ms) / idgen_tick_ms;
+	if (tick > max_tick)
+		tick = max_tick;
+	return (tick << sequence_shift) | sequence_mask;
+}
+
+/* Time of a tick as a timestamptz, or +infinity past PostgreSQL's range. */
+static TimestampTz
+tick_to_timestamptz(uint64 tick)
+{
+	int64		ms = tick_start_ms(tick);
+	int64		us;
+
+	if (ms == PG_INT64_MAX || pg_mul_s64_overflow(ms, 1000, &us) ||
+		!IS_VALID_TIMESTAMP(idgen_unix_us_to_timestamptz(us)))
+		return DT_NOEND;
+	return idgen_unix_us_to_timestamptz(us);
+}
+
+/*
+ * Start-up checks of the layout, run in the postmaster from _PG_init: an
+ * inconsistent layout stops the server from starting, because a wrong one
+ * could hand out colliding IDs.
+ */
+void
+snowflake_check_layout(void)
+{
+	int			sum = idgen_timestamp_bits + idgen_worker_bits + idgen_sequence_bits;
+	int64		now_ms = idgen_realtime_ns() / NS_PER_MS;
+	double		years_left;
+
+	if (sum != 63)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid Snowflake layout: idgen.timestamp_bits + idgen.worker_bits + idgen.sequence_bits is %d, not 63",
+						sum),
+				 errdetail("The layout in force is %d/%d/%d bits.",
+						   idgen_timestamp_bits, idgen_worker_bits, idgen_sequence_bits),
+				 errhint("Choose the three settings so that they add up to 63; the sign bit stays 0.")));
+
+	if (idgen_worker_id >= 0 && (int64) idgen_worker_id >= (INT64CONST(1) << idgen_worker_bits))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idgen.worker_id %d does not fit in %d worker bits",
+						idgen_worker_id, idgen_worker_bits),
+				 errdetail("With idgen.worker_bits = %d, worker ids run from 0 to %lld.",
+						   idgen_worker_bits, (long long) ((INT64CONST(1) << idgen_worker_bits) - 1)),
+				 errhint("Lower idgen.worker_id, raise idgen.worker_bits, or set idgen.worker_id = -1 to lease one.")));
+
+	if (idgen_epoch_ms > now_ms)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idgen.epoch \"%s\" is in the future", idgen_epoch_string),
+				 errdetail("Snowflake time counts up from the epoch, so the epoch must not be later than the current time."),
+				 errhint("Choose an epoch in the past, such as the date the system first went live.")));
+
+	snowflake_derive_layout();
+	years_left = ((double) tick_start_ms(max_tick) + idgen_tick_ms - now_ms) / MS_PER_YEAR;
+	if (years_left < idgen_timestamp_warn_years)
+		ereport(WARNING,
+				(errmsg("Snowflake timestamp bits run out in %.1f years", Max(years_left, 0.0)),
+				 errdetail("%d timestamp bits of %d ms from the epoch %s last until %s.",
+						   idgen_timestamp_bits, idgen_tick_ms, idgen_epoch_string,
+						   timestamptz_to_str(tick_to_timestamptz(max_tick + 1))),
+				 errhint("Plan a move to a layout with more timestamp bits or a later epoch; idgen.bit_budget() shows the budget.")));
+}
+
+static void
+snowflake_mark_unusable(const char *reason, const char *hint)
+{
+	snowflake_shared->unusable = true;
+	strlcpy(snowflake_shared->unusable_reason, reason,
+			sizeof(snowflake_shared->unusable_reason));
+	strlcpy(snowflake_shared->unusable_hint, hint,
+			sizeof(snowflake_shared->unusable_hint));
+}
+
+/*
+ * At clean shutdown of the postmaster, lower the persisted floor to the
+ * last tick actually issued, so that a prompt restart need not wait out the
+ * reserve.  Nothing above that tick was issued, so this is safe; a standby
+ * keeps the higher replayed floor.
+ */
+static void
+snowflake_shmem_exit(int code, Datum arg)
+{
+	IdgenFloorRecord rec;
+	uint64		last;
+	int64		last_ms;
+
+	if (code != 0 || snowflake_shared == NULL || snowflake_shared->unusable ||
+		!pg_atomic_read_u32(&snowflake_shared->issued_since_start))
+		return;
+
+	last = pg_atomic_read_u64(&snowflake_shared->last_issued);
+	last_ms = tick_start_ms(last >> sequence_shift);
+	if (last_ms >= (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms))
+		return;
+
+	memset(&rec, 0, sizeof(rec));
+	snowflake_current_layout(&rec.layout);
+	rec.floor_ms = last_ms;
+	rec.worker_id = (int32) pg_atomic_read_u32(&snowflake_shared->worker_id);
+	idgen_floor_write_file(&rec);
+}
+
+Size
+snowflake_shmem_size(void)
+{
+	return sizeof(SnowflakeShared);
+}
+
+/*
+ * Called with AddinShmemInitLock held, in the postmaster (and again after a
+ * crash restart): load the persisted floor and layout.
+ */
+void
+snowflake_shmem_init(void)
+{
+	bool		found;
+	IdgenFloorRecord rec;
+	IdgenLayout current;
+	int64		floor_ms = 0;
+
+	snowflake_shared = ShmemInitStruct("idgen snowflake", sizeof(SnowflakeShared),
+									   &found);
+	if (found)
+		return;
+
+	memset(snowflake_shared, 0, sizeof(SnowflakeShared));
+	snowflake_derive_layout();
+	snowflake_current_layout(&current);
+
+	switch (idgen_floor_read_file(&rec))
+	{
+		case IDGEN_FLOOR_ABSENT:
+			break;
+		case IDGEN_FLOOR_OK:
+			floor_ms = rec.floor_ms;
+			if (!idgen_layout_equal(&rec.layout, &current))
+			{
+				snowflake_mark_unusable(psprintf("This data directory first issued Snowflake IDs with the layout %s; the settings now give %s.",
+												 idgen_layout_describe(&rec.layout),
+												 idgen_layout_describe(&current)),
+										"IDs of two layouts can collide. Restore the original idgen.epoch, idgen.tick and bit settings, or, if no IDs of the old layout remain in use, remove the file " IDGEN_FLOOR_FILE " from the data directory and restart.");
+				ereport(WARNING,
+						(errmsg("idgen: Snowflake layout changed; snowflake_next() will refuse"),
+						 errdetail_internal("%s", snowflake_shared->unusable_reason)));
+			}
+			break;
+		case IDGEN_FLOOR_CORRUPT:
+			snowflake_mark_unusable("The file " IDGEN_FLOOR_FILE " in the data directory is damaged, so the time floor and layout are unknown.",
+									"Restore the file from a backup, or, once the clock is certainly past every ID issued, remove it and restart.");
+			ereport(WARNING,
+					(errmsg("idgen: Snowflake state file \"%s\" is damaged; snowflake_next() will refuse",
+							IDGEN_FLOOR_FILE)));
+			break;
+	}
+
+	pg_atomic_init_u64(&snowflake_shared->floor_ms, (uint64) Max(floor_ms, 0));
+	pg_atomic_init_u64(&snowflake_shared->last_issued, state_for_floor(floor_ms));
+	pg_atomic_init_u32(&snowflake_shared->worker_id,
+					   idgen_worker_id >= 0 ? (uint32) idgen_worker_id : SNOWFLAKE_NO_WORKER);
+	pg_atomic_init_u32(&snowflake_shared->issued_since_start, 0);
+
+	if (!IsUnderPostmaster)
+		on_shmem_exit(snowflake_shmem_exit, (Datum) 0);
+}
+
+/*
+ * WAL replay of a floor record (crash recovery, or a standby following its
+ * primary): persist it, raise the floor and the state word.
+ */
+void
+snowflake_replay_floor(const IdgenFloorRecord *rec)
+{
+	IdgenLayout current;
+	uint64		target;
+	uint64		last;
+
+	if (snowflake_shared == NULL)
+		return;
+
+	snowflake_derive_layout();
+	snowflake_current_layout(&current);
+
+	LWLockAcquire(idgen_lwlock(IDGEN_LWLOCK_FLOOR), LW_EXCLUSIVE);
+	if (!idgen_layout_equal(&rec->layout, &current) && !snowflake_shared->unusable)
+		snowflake_mark_unusable(psprintf("The primary issued Snowflake IDs with the layout %s; this server's settings give %s.",
+										 idgen_layout_describe(&rec->layout),
+										 idgen_layout_describe(&current)),
+								"Give every server that shares WAL the same idgen.epoch, idgen.tick and bit settings.");
+
+	if (rec->floor_ms > (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms))
+	{
+		IdgenFloorRecord copy = *rec;
+
+		idgen_floor_write_file(&copy);
+		pg_atomic_write_u64(&snowflake_shared->floor_ms, (uint64) rec->floor_ms);
+	}
+
+	target = state_for_floor(rec->floor_ms);
+	last = pg_atomic_read_u64(&snowflake_shared->last_issued);
+	while (last < target &&
+		   !pg_atomic_compare_exchange_u64(&snowflake_shared->last_issued, &last, target))
+		;
+	LWLockRelease(idgen_lwlock(IDGEN_LWLOCK_FLOOR));
+}
+
+/*
+ * Raise the durable floor so that a tick starting at needed_ms may be
+ * issued.  With must_wait false, give up at once if another process is
+ * already raising it (the caller is still below the floor).
+ */
+static void
+snowflake_raise_floor(int64 needed_ms, bool must_wait)
+{
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_FLOOR);
+	int64		reserve = idgen_time_floor_reserve_ms;
+
+	if (must_wait)
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+	else if (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
+		return;
+
+	if (needed_ms > (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms) - reserve / 2)
+	{
+		IdgenFloorRecord rec;
+
+		memset(&rec, 0, sizeof(rec));
+		snowflake_current_layout(&rec.layout);
+		rec.floor_ms = needed_ms + reserve;
+		rec.worker_id = (int32) pg_atomic_read_u32(&snowflake_shared->worker_id);
+
+		idgen_floor_log_and_flush(&rec);
+		idgen_floor_write_file(&rec);
+		pg_atomic_write_u64(&snowflake_shared->floor_ms, (uint64) rec.floor_ms);
+		idgen_count_event(IDGEN_C_FLOOR_WRITES);
+	}
+	LWLockRelease(lock);
+}
+
+static void
+snowflake_require_shared(void)
+{
+	if (snowflake_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("idgen Snowflake IDs need idgen to be loaded via shared_preload_libraries"),
+				 errdetail("Snowflake state lives in shared memory, which only a preloaded library can allocate."),
+				 errhint("Add idgen to shared_preload_libraries in postgresql.conf and restart the server. idgen.uuidv7() works without it.")));
+}
+
+static void
+snowflake_check_clock_sync(void)
+{
+	int64		now = idgen_monotonic_ns();
+
+	if (cached_health_at_ns == 0 || now - cached_health_at_ns > INT64CONST(1000000000))
+	{
+		idgen_clock_health(&cached_health);
+		cached_health_at_ns = now;
+	}
+	if (!cached_health.synchronised || cached_health.leap_in_progress)
+	{
+		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_UNSYNC);
+		ereport(ERROR,
+				(errcode(IDGEN_ERRCODE_CLOCK_UNSYNCHRONISED),
+				 errmsg("refusing to generate Snowflake IDs: the system clock is %s",
+						cached_health.leap_in_progress ? "inserting a leap second" : "not synchronised"),
+				 errdetail("The kernel reports clock state \"%s\" with an estimated error of %lld us, and idgen.require_clock_sync is on.",
+						   idgen_clock_state_name(cached_health.kernel_state),
+						   (long long) cached_health.est_error_us),
+				 errhint("Check the time synchronisation service (chrony, ntpd or systemd-timesyncd), or turn idgen.require_clock_sync off.")));
+	}
+}
+
+/*
+ * The clock reads behind the last issued tick.  Wait if the gap is within
+ * idgen.max_clock_wait; otherwise refuse.  Returns after waiting; the
+ * caller then reads the state again.
+ */
+static void
+snowflake_clock_behind(uint64 last_tick, int64 now_ms)
+{
+	int64		resume_ms = tick_start_ms(last_tick);
+	int64		behind_ms = resume_ms - now_ms;
+	bool		from_floor = !pg_atomic_read_u32(&snowflake_shared->issued_since_start);
+
+	if (behind_ms <= idgen_max_clock_wait_ms &&
+		idgen_wait_for_realtime(resume_ms * NS_PER_MS,
+								(int64) idgen_max_clock_wait_ms * NS_PER_MS))
+	{
+		idgen_count_event(IDGEN_C_SNOWFLAKE_WAIT_CLOCK);
+		return;
+	}
+
+	if (from_floor)
+	{
+		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_FLOOR);
+		ereport(ERROR,
+				(errcode(IDGEN_ERRCODE_TIME_FLOOR),
+				 errmsg("refusing to generate Snowflake IDs: the clock is behind the durable time floor"),
+				 errdetail("The clock is %lld ms behind %s, the highest time this server may already have issued before it restarted.",
+						   (long long) behind_ms,
+						   timestamptz_to_str(tick_to_timestamptz(last_tick))),
+				 errhint("Check the system clock. IDs resume by themselves once the clock passes the floor.")));
+	}
+
+	idgen_count_event(IDGEN_C_SNOWFLAKE_CLOCK_STEP_BACK);
+	idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_CLOCK);
+	ereport(ERROR,
+			(errcode(IDGEN_ERRCODE_CLOCK_BEHIND),
+			 errmsg("refusing to generate Snowflake IDs: the clock moved backwards"),
+			 errdetail("The clock is %lld ms behind the last issued ID's time %s, more than idgen.max_clock_wait (%d ms).",
+					   (long long) behind_ms,
+					   timestamptz_to_str(tick_to_timestamptz(last_tick)),
+					   idgen_max_clock_wait_ms),
+			 errhint("Check the time synchronisation of this server. IDs resume by themselves once the clock passes the last issued time.")));
+}
+
+PG_FUNCTION_INFO_V1(idgen_snowflake_next);
+
+/* idgen.snowflake_next() RETURNS bigint */
+Datum
+idgen_snowflake_next(PG_FUNCTION_ARGS)
+{
+	SnowflakeShared *sf = snowflake_shared;
+	uint32		worker;
+	uint64		next;
+	uint64		next_tick;
+
+	snowflake_require_shared();
+
+	if (unlikely(sf->unusable))
+	{
+		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_LAYOUT);
+		ereport(ERROR,
+				(errcode(IDGEN_ERRCODE_LAYOUT_CHANGED),
+				 errmsg("refusing to generate Snowflake IDs: the layout differs from the one this database first used"),
+				 errdetail_internal("%s", sf->unusable_reason),
+				 errhint("%s", sf->unusable_hint)));
+	}
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot generate Snowflake IDs during recovery"),
+				 errdetail("A standby issues no Snowflake IDs until it is promoted."),
+				 errhint("Call idgen.snowflake_next() on the primary.")));
+
+	worker = pg_atomic_read_u32(&sf->worker_id);
+	if (unlikely(worker == SNOWFLAKE_NO_WORKER))
+	{
+		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_WORKER);
+		ereport(ERROR,
+				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
+				 errmsg("refusing to generate Snowflake IDs: no worker id is held"),
+				 errdetail("idgen.worker_id is -1, which asks for a leased worker id, and none is held."),
+				 errhint("Set idgen.worker_id to a static id that no other server uses, and restart.")));
+	}
+
+	if (unlikely(idgen_require_clock_sync))
+		snowflake_check_clock_sync();
+
+	if (unlikely(sequence_shift != idgen_sequence_bits || max_tick == 0))
+		snowflake_derive_layout();
+
+	for (;;)
+	{
+		uint64		last = pg_atomic_read_u64(&sf->last_issued);
+		int64		now_ms = idgen_realtime_ns() / NS_PER_MS;
+		uint64		last_tick = last >> sequence_shift;
+		uint64		now_tick;
+		int64		floor_ms;
+		int64		start_ms;
+
+		if (unlikely(now_ms < idgen_epoch_ms))
+		{
+			snowflake_clock_behind(last_tick, now_ms);
+			continue;
+		}
+		now_tick = (uint64) (now_ms - idgen_epoch_ms) / idgen_tick_ms;
+
+		if (likely(now_tick > last_tick))
+			next = now_tick << sequence_shift;
+		else if (now_tick == last_tick)
+		{
+			if ((last & sequence_mask) == sequence_mask)
+			{
+				idgen_count_event(IDGEN_C_SNOWFLAKE_WAIT_SEQUENCE);
+				(void) idgen_wait_for_realtime(tick_start_ms(last_tick + 1) * NS_PER_MS,
+											   (int64) (idgen_tick_ms + idgen_max_clock_wait_ms) * NS_PER_MS);
+				continue;
+			}
+			next = last + 1;
+		}
+		else
+		{
+			snowflake_clock_behind(last_tick, now_ms);
+			continue;
+		}
+
+		next_tick = next >> sequence_shift;
+		if (unlikely(next_tick > max_tick))
+		{
+			idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_EXHAUSTED);
+			ereport(ERROR,
+					(errcode(IDGEN_ERRCODE_TIMESTAMP_EXHAUSTED),
+					 errmsg("refusing to generate Snowflake IDs: the timestamp bits are exhausted"),
+					 errdetail("%d timestamp bits of %d ms from the epoch %s ran out at %s.",
+							   idgen_timestamp_bits, idgen_tick_ms, idgen_epoch_string,
+							   timestamptz_to_str(tick_to_timestamptz(max_tick + 1))),
+					 errhint("Move to a layout with more timestamp bits or a later epoch, for new IDs that cannot collide with the old ones (a new column or table).")));
+		}
+
+		start_ms = tick_start_ms(next_tick);
+		floor_ms = (int64) pg_atomic_read_u64(&sf->floor_ms);
+		if (unlikely(start_ms > floor_ms - idgen_time_floor_reserve_ms / 2))
+		{
+			snowflake_raise_floor(start_ms, start_ms > floor_ms);
+			if (start_ms > floor_ms)
+				continue;		/* floor read again next time round */
+		}
+
+		if (pg_atomic_compare_exchange_u64(&sf->last_issued, &last, next))
+			break;
+	}
+
+	if (unlikely(!pg_atomic_read_u32(&sf->issued_since_start)))
+		pg_atomic_write_u32(&sf->issued_since_start, 1);
+	idgen_count_issued(IDGEN_C_SNOWFLAKE_ISSUED);
+
+	PG_RETURN_INT64((int64) ((next_tick << worker_shift) |
+							 ((uint64) worker << sequence_shift) |
+							 (next & sequence_mask)));
+}
+
+PG_FUNCTION_INFO_V1(idgen_snowflake_decode);
+
+/*
+ * idgen.snowflake_decode(id bigint)
+ *	 RETURNS TABLE(ts timestamptz, worker_id int, sequence int)
+ */
+Datum
+idgen_snowflake_decode(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false};
+	uint64		tick;
+
+	snowflake_require_shared();
+	if (id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("Snowflake ID %lld is negative", (long long) id),
+				 errdetail("Snowflake IDs keep the sign bit 0, so a negative value was not made by idgen.snowflake_next().")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	snowflake_derive_layout();
+	tick = (uint64) id >> worker_shift;
+	values[0] = TimestampTzGetDatum(tick_to_timestamptz(tick));
+	values[1] = Int32GetDatum((int32) (((uint64) id >> sequence_shift) &
+									   ((UINT64CONST(1) << idgen_worker_bits) - 1)));
+	values[2] = Int32GetDatum((int32) ((uint64) id & sequence_mask));
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(idgen_snowflake_min);
+
+/* idgen.snowflake_min(ts timestamptz) RETURNS bigint */
+Datum
+idgen_snowflake_min(PG_FUNCTION_ARGS)
+{
+	TimestampTz ts = PG_GETARG_TIMESTAMPTZ(0);
+	int64		unix_ms;
+	uint64		tick;
+
+	snowflake_require_shared();
+	snowflake_derive_layout();
+	if (TIMESTAMP_NOT_FINITE(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("cannot compute a Snowflake ID for an infinite timestamp"),
+				 errdetail("Snowflake IDs hold a finite time since idgen.epoch.")));
+
+	unix_ms = idgen_timestamptz_to_unix_us(ts);
+	unix_ms = (unix_ms - (unix_ms % 1000 + 1000) % 1000) / 1000;	/* floor */
+	if (unix_ms < idgen_epoch_ms)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp %s is before the Snowflake epoch %s",
+						timestamptz_to_str(ts), idgen_epoch_string),
+				 errdetail("Snowflake IDs count time from idgen.epoch; no ID can hold an earlier time.")));
+
+	tick = (uint64) (unix_ms - idgen_epoch_ms) / idgen_tick_ms;
+	if (tick > max_tick)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp %s is beyond the range of the Snowflake layout",
+						timestamptz_to_str(ts)),
+				 errdetail("%d timestamp bits of %d ms from the epoch end at %s.",
+						   idgen_timestamp_bits, idgen_tick_ms,
+						   timestamptz_to_str(tick_to_timestamptz(max_tick + 1)))));
+
+	PG_RETURN_INT64((int64) (tick << worker_shift));
+}
+
+PG_FUNCTION_INFO_V1(idgen_bit_budget);
+
+/*
+ * idgen.bit_budget() RETURNS TABLE(timestamp_bits int, worker_bits int,
+ *   sequence_bits int, epoch timestamptz, tick interval,
+ *   exhausted_at timestamptz, years_left float8,
+ *   ids_per_second_per_worker bigint, worker_capacity bigint,
+ *   workers_in_use int)
+ */
+Datum
+idgen_bit_budget(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[10];
+	bool		nulls[10] = {false};
+	Interval   *tick = palloc0(sizeof(Interval));
+	int64		now_ms = idgen_realtime_ns() / NS_PER_MS;
+	double		end_ms;
+
+	snowflake_require_shared();
+	snowflake_derive_layout();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	tick->time = (int64) idgen_tick_ms * 1000;
+	end_ms = (double) idgen_epoch_ms + ((double) max_tick + 1.0) * idgen_tick_ms;
+
+	values[0] = Int32GetDatum(idgen_timestamp_bits);
+	values[1] = Int32GetDatum(idgen_worker_bits);
+	values[2] = Int32GetDatum(idgen_sequence_bits);
+	values[3] = TimestampTzGetDatum(idgen_unix_us_to_timestamptz(idgen_epoch_ms * 1000));
+	values[4] = IntervalPGetDatum(tick);
+	values[5] = TimestampTzGetDatum(tick_to_timestamptz(max_tick + 1));
+	values[6] = Float8GetDatum((end_ms - (double) now_ms) / MS_PER_YEAR);
+	values[7] = Int64GetDatum((int64) ((sequence_mask + 1) * 1000 / idgen_tick_ms));
+	values[8] = Int64GetDatum(INT64CONST(1) << idgen_worker_bits);
+	values[9] = Int32GetDatum(pg_atomic_read_u32(&snowflake_shared->worker_id) == SNOWFLAKE_NO_WORKER ? 0 : 1);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * Snapshot for idgen.status: worker id (or -1), time of the last issued
+ * tick and the floor (Unix ms; 0 when none), and whether IDs are refused
+ * for a layout problem.
+ */
+void
+snowflake_status(int32 *worker_id, int64 *last_issued_ms, int64 *floor_ms,
+				 bool *issued, const char **problem)
+{
+	uint32		worker;
+
+	snowflake_require_shared();
+	snowflake_derive_layout();
+	worker = pg_atomic_read_u32(&snowflake_shared->worker_id);
+	*worker_id = worker == SNOWFLAKE_NO_WORKER ? -1 : (int32) worker;
+	*last_issued_ms = tick_start_ms(pg_atomic_read_u64(&snowflake_shared->last_issued) >> sequence_shift);
+	*floor_ms = (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms);
+	*issued = pg_atomic_read_u32(&snowflake_shared->issued_since_start) != 0;
+	*problem = snowflake_shared->unusable ? snowflake_shared->unusable_reason : NULL;
+}

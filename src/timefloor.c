@@ -1,0 +1,227 @@
+/*-------------------------------------------------------------------------
+ *
+ * timefloor.c
+ *	  Making the Snowflake time floor durable: a file in the data directory
+ *	  and a WAL record that standbys (and crash recovery) replay.
+ *
+ * The floor is the highest time whose IDs may have been issued.  Before an
+ * ID above the floor leaves snowflake_next(), the floor is raised past it
+ * and made durable twice:
+ *
+ *	1. A WAL record of idgen's custom resource manager, flushed (and, when
+ *	   synchronous standbys are configured, acknowledged by them) whatever
+ *	   synchronous_commit says.  Standbys replay it, so a promoted standby
+ *	   starts above its old primary's floor even though it inherited a stale
+ *	   state file through its base backup.
+ *	2. The state file, written to a temporary name, fsynced and renamed with
+ *	   durable_rename().  WAL before the last checkpoint is not replayed
+ *	   after a crash; the file covers that.
+ *
+ * Replay (redo) writes the file too and raises the floor in shared memory,
+ * so that a crash-recovered primary and a promoted standby both refuse to
+ * issue at or below the replayed floor.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xloginsert.h"
+#include "access/xlogreader.h"
+#include "access/rmgr.h"
+#include "lib/stringinfo.h"
+#include "port/pg_crc32c.h"
+#include "replication/syncrep.h"
+#include "storage/fd.h"
+#include "utils/guc.h"
+
+#include "snowflake.h"
+#include "timefloor.h"
+
+#define IDGEN_FLOOR_TEMP_FILE	IDGEN_FLOOR_FILE ".tmp"
+
+static uint32
+floor_record_crc(const IdgenFloorRecord *rec)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, rec, offsetof(IdgenFloorRecord, crc));
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+static bool
+floor_record_valid(const IdgenFloorRecord *rec)
+{
+	return rec->magic == IDGEN_FLOOR_MAGIC &&
+		rec->version == IDGEN_FLOOR_VERSION &&
+		rec->crc == floor_record_crc(rec);
+}
+
+bool
+idgen_layout_equal(const IdgenLayout *a, const IdgenLayout *b)
+{
+	return a->timestamp_bits == b->timestamp_bits &&
+		a->worker_bits == b->worker_bits &&
+		a->sequence_bits == b->sequence_bits &&
+		a->tick_ms == b->tick_ms &&
+		a->epoch_ms == b->epoch_ms;
+}
+
+char *
+idgen_layout_describe(const IdgenLayout *layout)
+{
+	return psprintf("%d/%d/%d bits, tick %d ms, epoch %lld ms since 1970-01-01",
+					layout->timestamp_bits, layout->worker_bits,
+					layout->sequence_bits, layout->tick_ms,
+					(long long) layout->epoch_ms);
+}
+
+IdgenFloorReadResult
+idgen_floor_read_file(IdgenFloorRecord *rec)
+{
+	int			fd;
+	ssize_t		got;
+
+	fd = OpenTransientFile(IDGEN_FLOOR_FILE, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+			return IDGEN_FLOOR_ABSENT;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", IDGEN_FLOOR_FILE)));
+	}
+	got = read(fd, rec, sizeof(*rec));
+	if (got < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", IDGEN_FLOOR_FILE)));
+	CloseTransientFile(fd);
+
+	if (got != sizeof(*rec) || !floor_record_valid(rec))
+		return IDGEN_FLOOR_CORRUPT;
+	return IDGEN_FLOOR_OK;
+}
+
+/* Write the file durably; rec->crc is filled in. */
+void
+idgen_floor_write_file(IdgenFloorRecord *rec)
+{
+	int			fd;
+
+	rec->magic = IDGEN_FLOOR_MAGIC;
+	rec->version = IDGEN_FLOOR_VERSION;
+	rec->crc = floor_record_crc(rec);
+
+	fd = OpenTransientFile(IDGEN_FLOOR_TEMP_FILE,
+						   O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", IDGEN_FLOOR_TEMP_FILE)));
+	errno = 0;
+	if (write(fd, rec, sizeof(*rec)) != sizeof(*rec))
+	{
+		if (errno == 0)
+			errno = ENOSPC;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", IDGEN_FLOOR_TEMP_FILE)));
+	}
+	if (pg_fsync(fd) != 0)
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", IDGEN_FLOOR_TEMP_FILE)));
+	if (CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", IDGEN_FLOOR_TEMP_FILE)));
+	(void) durable_rename(IDGEN_FLOOR_TEMP_FILE, IDGEN_FLOOR_FILE, ERROR);
+}
+
+/*
+ * WAL-log the floor and wait until it is flushed locally and, if synchronous
+ * standbys are configured, acknowledged by them: regardless of this
+ * session's synchronous_commit, which is overridden for the wait only.
+ */
+void
+idgen_floor_log_and_flush(IdgenFloorRecord *rec)
+{
+	XLogRecPtr	lsn;
+	int			nest_level;
+
+	rec->magic = IDGEN_FLOOR_MAGIC;
+	rec->version = IDGEN_FLOOR_VERSION;
+	rec->crc = floor_record_crc(rec);
+
+	XLogBeginInsert();
+	XLogRegisterData((char *) rec, sizeof(*rec));
+	lsn = XLogInsert(IDGEN_RMGR_ID, XLOG_IDGEN_FLOOR);
+	XLogFlush(lsn);
+
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("synchronous_commit", "on",
+							 PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	SyncRepWaitForLSN(lsn, false);
+	AtEOXact_GUC(true, nest_level);
+}
+
+static void
+idgen_rmgr_redo(XLogReaderState *record)
+{
+	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
+	IdgenFloorRecord rec;
+
+	if (info != XLOG_IDGEN_FLOOR)
+		elog(PANIC, "idgen redo: unknown op code %u", info);
+	if (XLogRecGetDataLen(record) != sizeof(rec))
+		elog(PANIC, "idgen redo: floor record has length %u, expected %zu",
+			 (unsigned) XLogRecGetDataLen(record), sizeof(rec));
+	memcpy(&rec, XLogRecGetData(record), sizeof(rec));
+	snowflake_replay_floor(&rec);
+}
+
+static void
+idgen_rmgr_desc(StringInfo buf, XLogReaderState *record)
+{
+	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
+
+	if (info == XLOG_IDGEN_FLOOR &&
+		XLogRecGetDataLen(record) == sizeof(IdgenFloorRecord))
+	{
+		IdgenFloorRecord rec;
+
+		memcpy(&rec, XLogRecGetData(record), sizeof(rec));
+		appendStringInfo(buf, "floor %lld ms, worker %d, layout %s",
+						 (long long) rec.floor_ms, rec.worker_id,
+						 idgen_layout_describe(&rec.layout));
+	}
+}
+
+static const char *
+idgen_rmgr_identify(uint8 info)
+{
+	if ((info & ~XLR_INFO_MASK) == XLOG_IDGEN_FLOOR)
+		return "SNOWFLAKE_FLOOR";
+	return NULL;
+}
+
+static RmgrData idgen_rmgr = {
+	.rm_name = IDGEN_RMGR_NAME,
+	.rm_redo = idgen_rmgr_redo,
+	.rm_desc = idgen_rmgr_desc,
+	.rm_identify = idgen_rmgr_identify,
+};
+
+void
+idgen_floor_register_rmgr(void)
+{
+	RegisterCustomRmgr(IDGEN_RMGR_ID, &idgen_rmgr);
+}

@@ -1,0 +1,264 @@
+/*-------------------------------------------------------------------------
+ *
+ * uuidv7.c
+ *	  RFC 9562 UUIDv7: idgen.uuidv7(), idgen.uuidv7(timestamptz) and
+ *	  idgen.uuidv7_time(uuid).
+ *
+ * Layout (big-endian, 128 bits):
+ *
+ *	 0                   1                   2                   3
+ *	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *	|                     unix_ts_ms (32 high bits)                 |
+ *	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *	|   unix_ts_ms (16 low bits)    |  ver  | sub-ms fraction (12)  |
+ *	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *	|var|   counter (10)    |          random (20)                  |
+ *	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *	|                          random (32)                          |
+ *	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *
+ * rand_a holds the sub-millisecond fraction (RFC 9562 section 6.2, Method 3:
+ * 4,096 steps of about 244 ns).  When two IDs fall in the same fraction
+ * step, the top 10 bits of rand_b count (Method 1); the remaining 52 bits
+ * are random from a buffered CSPRNG (random.c).
+ *
+ * Ordering: the 60 bits of time and the 10-bit counter form one 64-bit
+ * "position" ((ms << 12 | fraction) << 10 | counter, ms < 2^42, i.e. until
+ * the year 2109).  Each call computes the position of the current clock
+ * reading with counter 0, and issues max(that, last + 1).  Because the
+ * counter is the low part of the position, a counter that overflows carries
+ * into the fraction: time moves forward by one 244 ns step only after 1,024
+ * IDs in one step, a rate no PostgreSQL backend reaches, so the embedded
+ * time never runs ahead of the clock in normal operation (PostgreSQL 18
+ * instead advances its timestamp on every call).  When the clock steps
+ * back, issuing continues from the last position, counting, so IDs stay
+ * strictly increasing and unique; the step is counted for monitoring.
+ *
+ * With shared_preload_libraries the last position is a 64-bit atomic in
+ * shared memory updated by compare-and-swap, so IDs are strictly increasing
+ * across every backend of the server.  Without it (CREATE EXTENSION on a
+ * managed server), the position is per backend: IDs are strictly increasing
+ * within each backend, and unique across backends through the 52 random
+ * bits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "fmgr.h"
+#include "port/pg_bswap.h"
+#include "port/atomics.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "idgen.h"
+#include "random.h"
+#include "stats.h"
+#include "uuidv7.h"
+
+#define UUIDV7_FRACTION_BITS	12
+#define UUIDV7_COUNTER_BITS		10
+#define UUIDV7_RANDOM_BITS		52	/* rand_b bits below the counter */
+#define UUIDV7_POSITION_MS_LIMIT (INT64CONST(1) << (64 - UUIDV7_FRACTION_BITS - UUIDV7_COUNTER_BITS))
+#define UUIDV7_MS_LIMIT			(INT64CONST(1) << 48)
+
+/*
+ * Shared state.  Alone on its cache line so that the compare-and-swap does
+ * not contend with unrelated writes.
+ */
+typedef struct Uuidv7SharedState
+{
+	union
+	{
+		pg_atomic_uint64 last_position; /* atomic; CAS only */
+		char		pad[PG_CACHE_LINE_SIZE];
+	};
+} Uuidv7SharedState;
+
+static Uuidv7SharedState *uuidv7_shared = NULL;
+
+/* Per-backend position, used when the library is not preloaded. */
+static uint64 backend_last_position = 0;
+
+/* This backend's previous clock reading, to notice the clock stepping back. */
+static uint64 backend_last_clock_position = 0;
+
+Size
+uuidv7_shmem_size(void)
+{
+	return sizeof(Uuidv7SharedState);
+}
+
+/* Called with AddinShmemInitLock held. */
+void
+uuidv7_shmem_init(void)
+{
+	bool		found;
+
+	uuidv7_shared = ShmemInitStruct("idgen uuidv7", sizeof(Uuidv7SharedState),
+									&found);
+	if (!found)
+		pg_atomic_init_u64(&uuidv7_shared->last_position, 0);
+}
+
+/* Position of the current clock reading, counter 0. */
+static inline uint64
+uuidv7_clock_position(void)
+{
+	struct timespec ts;
+	uint64		ms;
+	uint64		fraction;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64) ts.tv_sec * 1000 + (uint64) ts.tv_nsec / 1000000;
+	fraction = (((uint64) ts.tv_nsec % 1000000) << UUIDV7_FRACTION_BITS) / 1000000;
+
+	if (unlikely(ts.tv_sec < 0 || ms >= (uint64) UUIDV7_POSITION_MS_LIMIT))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("system clock is outside the range idgen.uuidv7() supports"),
+				 errdetail("The clock reads %lld s since 1970-01-01; supported are times from 1970 up to 2^42 ms (the year 2109).",
+						   (long long) ts.tv_sec),
+				 errhint("Check the system clock.")));
+
+	return ((ms << UUIDV7_FRACTION_BITS) | fraction) << UUIDV7_COUNTER_BITS;
+}
+
+/* The next position to issue: max(clock, last + 1). */
+static inline uint64
+uuidv7_next_position(void)
+{
+	uint64		clock_position = uuidv7_clock_position();
+	uint64		next;
+
+	if (unlikely(clock_position < backend_last_clock_position))
+		idgen_count_event(IDGEN_C_UUIDV7_CLOCK_STEP_BACK);
+	backend_last_clock_position = clock_position;
+
+	if (uuidv7_shared)
+	{
+		uint64		last = pg_atomic_read_u64(&uuidv7_shared->last_position);
+
+		do
+		{
+			next = clock_position > last ? clock_position : last + 1;
+		} while (!pg_atomic_compare_exchange_u64(&uuidv7_shared->last_position,
+												 &last, next));
+	}
+	else
+	{
+		next = clock_position > backend_last_position ? clock_position
+			: backend_last_position + 1;
+		backend_last_position = next;
+	}
+	return next;
+}
+
+/*
+ * Fill a UUID from 48-bit milliseconds, a 12-bit fraction and the 62 bits of
+ * rand_b: two big-endian 64-bit stores.
+ */
+static inline void
+uuidv7_pack(pg_uuid_t *uuid, uint64 ms, uint32 fraction, uint64 rand_b)
+{
+	uint64		hi = (ms << 16) | UINT64CONST(0x7000) | (fraction & 0x0FFF);
+	uint64		lo = UINT64CONST(0x8000000000000000) |
+		(rand_b & UINT64CONST(0x3FFFFFFFFFFFFFFF));
+
+	hi = pg_hton64(hi);
+	lo = pg_hton64(lo);
+	memcpy(uuid->data, &hi, sizeof(hi));
+	memcpy(uuid->data + 8, &lo, sizeof(lo));
+}
+
+PG_FUNCTION_INFO_V1(idgen_uuidv7);
+
+/* idgen.uuidv7() RETURNS uuid */
+Datum
+idgen_uuidv7(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+	uint64		position = uuidv7_next_position();
+	uint64		counter = position & ((1 << UUIDV7_COUNTER_BITS) - 1);
+	uint64		fraction = (position >> UUIDV7_COUNTER_BITS) &
+		((1 << UUIDV7_FRACTION_BITS) - 1);
+	uint64		ms = position >> (UUIDV7_COUNTER_BITS + UUIDV7_FRACTION_BITS);
+	uint64		rand_b = (counter << UUIDV7_RANDOM_BITS) |
+		(idgen_random_u64() & ((UINT64CONST(1) << UUIDV7_RANDOM_BITS) - 1));
+
+	uuidv7_pack(uuid, ms, (uint32) fraction, rand_b);
+	idgen_count_issued(IDGEN_C_UUIDV7_ISSUED);
+	PG_RETURN_UUID_P(uuid);
+}
+
+PG_FUNCTION_INFO_V1(idgen_uuidv7_at);
+
+/*
+ * idgen.uuidv7(ts timestamptz) RETURNS uuid
+ *
+ * A version 7 UUID for the given time: for backfills and for range bounds.
+ * The fraction is rounded up so that uuidv7_time() gives back the same
+ * microsecond; all 62 bits of rand_b are random.
+ */
+Datum
+idgen_uuidv7_at(PG_FUNCTION_ARGS)
+{
+	TimestampTz ts = PG_GETARG_TIMESTAMPTZ(0);
+	pg_uuid_t  *uuid;
+	int64		unix_us;
+	uint64		ms;
+	uint32		fraction;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("cannot make a UUIDv7 for an infinite timestamp"),
+				 errdetail("A UUIDv7 holds a finite time in milliseconds since 1970-01-01.")));
+
+	unix_us = idgen_timestamptz_to_unix_us(ts);
+	if (unix_us < 0 || unix_us / 1000 >= UUIDV7_MS_LIMIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range for UUIDv7: \"%s\"",
+						timestamptz_to_str(ts)),
+				 errdetail("A UUIDv7 holds 48 bits of milliseconds since 1970-01-01 00:00:00 UTC, which covers times up to the year 10889.")));
+
+	ms = (uint64) (unix_us / 1000);
+	fraction = (uint32) (((unix_us % 1000) << UUIDV7_FRACTION_BITS) + 999) / 1000;
+
+	uuid = palloc(sizeof(pg_uuid_t));
+	uuidv7_pack(uuid, ms, fraction, idgen_random_u64());
+	PG_RETURN_UUID_P(uuid);
+}
+
+PG_FUNCTION_INFO_V1(idgen_uuidv7_time);
+
+/*
+ * idgen.uuidv7_time(u uuid) RETURNS timestamptz
+ *
+ * The embedded time with the sub-millisecond fraction, rounded down to the
+ * microsecond; NULL for a UUID that is not an RFC 9562 version 7 UUID.
+ */
+Datum
+idgen_uuidv7_time(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *uuid = PG_GETARG_UUID_P(0);
+	const unsigned char *b = uuid->data;
+	uint64		ms;
+	uint32		fraction;
+	int64		unix_us;
+
+	if ((b[6] >> 4) != 7 || (b[8] & 0xC0) != 0x80)
+		PG_RETURN_NULL();
+
+	ms = ((uint64) b[0] << 40) | ((uint64) b[1] << 32) | ((uint64) b[2] << 24) |
+		((uint64) b[3] << 16) | ((uint64) b[4] << 8) | (uint64) b[5];
+	fraction = ((uint32) (b[6] & 0x0F) << 8) | b[7];
+	unix_us = (int64) ms * 1000 + (((int64) fraction * 1000) >> UUIDV7_FRACTION_BITS);
+
+	PG_RETURN_TIMESTAMPTZ(idgen_unix_us_to_timestamptz(unix_us));
+}
