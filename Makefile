@@ -39,3 +39,12 @@ include $(PGXS)
 .PHONY: pgtap
 pgtap:
 	$(srcdir)/test/pgtap/run
+
+# One layer at a time (scripts/test runs them all).
+.PHONY: installcheck-regress installcheck-isolation installcheck-tap
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+installcheck-tap:
+	$(prove_installcheck)

@@ -1,0 +1,60 @@
+# Shared by scripts/demo and scripts/test: install what idgen needs from
+# Debian's archive, build and install the extension.  Sourced, not run.
+# Runs as root (PostgreSQL's servers themselves run as the 'postgres' user).
+
+set -euo pipefail
+
+IDGEN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=/usr/lib/postgresql/15/bin
+export PATH="$PG_BIN:$PATH"
+
+IDGEN_PACKAGES=(
+	build-essential
+	postgresql-15
+	postgresql-server-dev-15
+	postgresql-contrib
+	postgresql-15-pgtap
+	libtap-parser-sourcehandler-pgtap-perl
+	libipc-run-perl
+	libfaketime
+	faketime
+	perl
+)
+
+idgen_require_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "$0: run this as root (it installs Debian packages); the servers run as 'postgres'." >&2
+		exit 1
+	fi
+}
+
+idgen_install_packages() {
+	local missing=()
+	for p in "${IDGEN_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "== installing: ${missing[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+	# Debian's postgresql-15 package creates and starts a default cluster;
+	# idgen's scripts start their own throwaway servers and need neither.
+}
+
+idgen_build_install() {
+	echo "== building and installing idgen"
+	make -C "$IDGEN_ROOT" -s PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+	make -C "$IDGEN_ROOT" -s PG_CONFIG="$PG_BIN/pg_config" install >/dev/null
+}
+
+# A copy of the source tree the unprivileged 'postgres' user can write in
+# (pg_regress and the TAP framework write their results next to the tests).
+idgen_user_copy() {
+	local dir
+	dir=$(mktemp -d /tmp/idgen-"$1".XXXXXX)
+	cp -a "$IDGEN_ROOT"/. "$dir"/
+	rm -rf "$dir"/.git
+	chown -R postgres:postgres "$dir"
+	echo "$dir"
+}
