@@ -19,12 +19,12 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
 # pg_regress: the SQL surface, on a temporary preloaded server.
-REGRESS = uuidv7 snowflake monitoring
+REGRESS = uuidv7 snowflake segment monitoring
 REGRESS_OPTS = --temp-config=$(srcdir)/test/preload.conf \
 	--temp-instance=$(CURDIR)/tmp_check_regress
 
 # Isolation specs live in test/specs with expected output in test/expected.
-ISOLATION = uuidv7_interleave snowflake_interleave
+ISOLATION = uuidv7_interleave snowflake_interleave segment_interleave
 ISOLATION_OPTS = --inputdir=$(srcdir)/test \
 	--temp-config=$(srcdir)/test/preload.conf \
 	--temp-instance=$(CURDIR)/tmp_check_iso

@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "guc.h"
@@ -31,6 +33,17 @@ int			idgen_timestamp_warn_years = 5;
 int			idgen_max_clock_wait_ms = 10;
 int			idgen_time_floor_reserve_ms = 500;
 bool		idgen_require_clock_sync = false;
+
+char	   *idgen_database = NULL;
+int			idgen_segment_max_tags = 64;
+int			idgen_segment_prefetch_at = 10;
+int			idgen_segment_duration_s = 900;
+int			idgen_segment_max_step = 1000000;
+int			idgen_segment_wait_timeout_ms = 10000;
+int			idgen_segment_burn_steps = 10;
+int			idgen_segment_burn_window_s = 60;
+int			idgen_segment_interleave_count = 1;
+int			idgen_segment_interleave_index = 0;
 
 /* Days from 1970-01-01 to the given proleptic Gregorian date. */
 static int64
@@ -188,4 +201,74 @@ idgen_define_gucs(void)
 							 &idgen_require_clock_sync,
 							 false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("idgen.database",
+							   "Database in which idgen's background worker runs and segment tags live.",
+							   NULL,
+							   &idgen_database,
+							   "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_max_tags",
+							"Most segment tags whose buffers shared memory holds at once.",
+							NULL,
+							&idgen_segment_max_tags,
+							64, 1, 100000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_prefetch_at",
+							"Percentage of a segment used before the next range is fetched in the background.",
+							NULL,
+							&idgen_segment_prefetch_at,
+							10, 0, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_duration",
+							"Time one segment should last; the step doubles when ranges last less and halves when they last over twice as long.",
+							NULL,
+							&idgen_segment_duration_s,
+							900, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_max_step",
+							"Largest step that auto-tuning may reach.",
+							NULL,
+							&idgen_segment_max_step,
+							1000000, 1, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_wait_timeout",
+							"Longest a segment_next() call waits when both buffers of its tag are empty.",
+							NULL,
+							&idgen_segment_wait_timeout_ms,
+							10000, 1, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_burn_steps",
+							"Steps burned at least on the first grant on a newer timeline (failover, PITR).",
+							NULL,
+							&idgen_segment_burn_steps,
+							10, 0, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_burn_window",
+							"Time whose grants, at the observed rate, are burned at least on a newer timeline.",
+							NULL,
+							&idgen_segment_burn_window_s,
+							60, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_interleave_count",
+							"Number of independent primaries sharing the segment number space (1 = no interleaving).",
+							"Each primary takes only blocks whose index is congruent to idgen.segment_interleave_index modulo this.",
+							&idgen_segment_interleave_count,
+							1, 1, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_interleave_index",
+							"This primary's residue class when segment grants are interleaved.",
+							NULL,
+							&idgen_segment_interleave_index,
+							0, 0, 1023,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 }

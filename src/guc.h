@@ -23,6 +23,18 @@ extern int	idgen_max_clock_wait_ms;
 extern int	idgen_time_floor_reserve_ms;
 extern bool idgen_require_clock_sync;
 
+/* Background worker and segments */
+extern char *idgen_database;
+extern int	idgen_segment_max_tags;
+extern int	idgen_segment_prefetch_at;
+extern int	idgen_segment_duration_s;
+extern int	idgen_segment_max_step;
+extern int	idgen_segment_wait_timeout_ms;
+extern int	idgen_segment_burn_steps;
+extern int	idgen_segment_burn_window_s;
+extern int	idgen_segment_interleave_count;
+extern int	idgen_segment_interleave_index;
+
 extern void idgen_define_gucs(void);
 extern bool idgen_parse_epoch(const char *text, int64 *unix_ms);
 

@@ -7,7 +7,7 @@
  * first (the statistics callback that idgen.uuidv7() counts through); then,
  * only when loaded through shared_preload_libraries, the settings (all of
  * them are tied to shared state), the layout checks, the WAL resource
- * manager and the shared-memory hooks.  Without preload, idgen.uuidv7()
+ * manager, the shared-memory hooks and the background worker.  Without preload, idgen.uuidv7()
  * works per backend and the functions that need shared memory refuse with
  * ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE and a hint naming the setting.
  *
@@ -25,6 +25,7 @@
 #include "snowflake.h"
 #include "stats.h"
 #include "timefloor.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -47,4 +48,5 @@ _PG_init(void)
 	snowflake_check_layout();
 	idgen_floor_register_rmgr();
 	idgen_shmem_install_hooks();
+	idgen_register_worker();
 }

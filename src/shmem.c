@@ -13,6 +13,10 @@
  *	- Hot-path state (the UUIDv7 and Snowflake state words, the counters) is
  *	  held in 64-bit atomics and updated by compare-and-swap or fetch-add;
  *	  no lock is ever taken to issue an ID.
+ *	- Segment tags live in a shared hash table: IDGEN_LWLOCK_SEGMENT_HASH
+ *	  shared to look a tag up, exclusive to add or remove one; each tag's
+ *	  buffers have a spinlock of their own for range switches, and numbers
+ *	  are handed out by fetch-add without any lock (segment.h).
  *	- The durable Snowflake time floor is raised only by a process holding
  *	  the "idgen" LWLock tranche's IDGEN_LWLOCK_FLOOR in exclusive mode; the
  *	  value itself is an atomic that readers load without the lock, and it is
@@ -32,6 +36,7 @@
 #include "storage/shmem.h"
 
 #include "shmem.h"
+#include "segment.h"
 #include "snowflake.h"
 #include "stats.h"
 #include "uuidv7.h"
@@ -47,6 +52,7 @@ idgen_shmem_size(void)
 	size = add_size(size, idgen_stats_shmem_size());
 	size = add_size(size, uuidv7_shmem_size());
 	size = add_size(size, snowflake_shmem_size());
+	size = add_size(size, segment_shmem_size());
 	return size;
 }
 
@@ -70,6 +76,7 @@ idgen_shmem_startup(void)
 	idgen_stats_shmem_init();
 	uuidv7_shmem_init();
 	snowflake_shmem_init();
+	segment_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -81,6 +81,24 @@ static const IdgenCounterInfo counter_info[IDGEN_NUM_COUNTERS] = {
 	[IDGEN_C_FLOOR_WRITES] =
 	{"idgen_time_floor_writes_total", "{\"generator\": \"snowflake\"}",
 	"Durable writes (WAL flush and fsync) that raised the Snowflake time floor."},
+	[IDGEN_C_SEGMENT_ISSUED] =
+	{"idgen_ids_issued_total", "{\"generator\": \"segment\"}",
+	"Numbers issued by idgen.segment_next()."},
+	[IDGEN_C_SEGMENT_GRANTS] =
+	{"idgen_segment_grants_total", "{}",
+	"Ranges granted by the worker (each a durable transaction with its outbox event)."},
+	[IDGEN_C_SEGMENT_PREFETCHES] =
+	{"idgen_segment_prefetches_total", "{}",
+	"Grants made ahead of need, while no caller was waiting."},
+	[IDGEN_C_SEGMENT_CALLER_WAITS] =
+	{"idgen_waits_total", "{\"generator\": \"segment\", \"reason\": \"buffers_empty\"}",
+	"Calls that found both buffers of a tag empty and waited for a grant."},
+	[IDGEN_C_SEGMENT_WAIT_TIMEOUTS] =
+	{"idgen_refusals_total", "{\"generator\": \"segment\", \"reason\": \"wait_timeout\"}",
+	"Calls that gave up after idgen.segment_wait_timeout."},
+	[IDGEN_C_SEGMENT_BURNS] =
+	{"idgen_segment_burns_total", "{}",
+	"Failover burns: grants on a newer timeline that first skipped ahead."},
 };
 
 /* Shared counters; each element is an atomic and needs no lock. */
