@@ -15,6 +15,8 @@ DATA = idgen--1.0.sql
 PGFILEDESC = "idgen - UUIDv7, Snowflake and segment ID generators"
 
 PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(shell $(PG_CONFIG) --includedir)
+SHLIB_LINK_INTERNAL = -lpq
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
@@ -26,7 +28,7 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/preload.conf \
 # Isolation specs live in test/specs with expected output in test/expected.
 ISOLATION = uuidv7_interleave snowflake_interleave segment_interleave
 ISOLATION_OPTS = --inputdir=$(srcdir)/test \
-	--temp-config=$(srcdir)/test/preload.conf \
+	--temp-config=$(srcdir)/test/isolation.conf \
 	--temp-instance=$(CURDIR)/tmp_check_iso
 
 TAP_TESTS = 1

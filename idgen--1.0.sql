@@ -43,11 +43,8 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION snowflake_next() IS
 'Next 64-bit Snowflake ID of this server: strictly increasing, refuses rather than duplicate on clock faults';
 
-CREATE FUNCTION snowflake_decode(id bigint,
-                                 OUT ts timestamptz,
-                                 OUT worker_id int,
-                                 OUT sequence int)
-RETURNS record
+CREATE FUNCTION snowflake_decode(id bigint)
+RETURNS TABLE(ts timestamptz, worker_id int, sequence int)
 AS 'MODULE_PATHNAME', 'idgen_snowflake_decode'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
@@ -239,6 +236,203 @@ COMMENT ON VIEW segments IS
 'Segment tags with the step in use, the ranges buffered in this server and the last grant';
 
 -- ---------------------------------------------------------------------------
+-- Worker-id leases (the coordinator side)
+--
+-- Any server with CREATE EXTENSION idgen can be the coordinator.  Nodes'
+-- lease workers call lease_acquire/lease_renew/lease_release over a session
+-- that holds one session-level advisory lock per leased worker id.  Nothing
+-- here is writable or callable by ordinary users.
+-- ---------------------------------------------------------------------------
+
+-- The Snowflake layout the coordinator's nodes use (one row).
+CREATE TABLE lease_layout (
+    singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    timestamp_bits integer NOT NULL,
+    worker_bits    integer NOT NULL,
+    sequence_bits  integer NOT NULL,
+    tick_ms        integer NOT NULL,
+    epoch_ms       bigint NOT NULL,
+    recorded_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- The current holding of each worker id ever leased.
+CREATE TABLE leases (
+    worker_id     integer PRIMARY KEY,
+    holder        text NOT NULL,        -- system identifier/host:port of the node
+    holder_pid    integer NOT NULL,
+    generation    bigint NOT NULL,      -- bumped on every new holding
+    acquired_at   timestamptz NOT NULL,
+    renewed_at    timestamptz NOT NULL,
+    expires_at    timestamptz NOT NULL,
+    released_at   timestamptz,
+    time_floor_ms bigint NOT NULL DEFAULT 0  -- highest Unix ms the holders may have issued
+);
+
+-- One row per holding, for audits (idgen.audit_leases()).
+CREATE TABLE lease_history (
+    worker_id     integer NOT NULL,
+    generation    bigint NOT NULL,
+    holder        text NOT NULL,
+    acquired_at   timestamptz NOT NULL,
+    renewed_at    timestamptz NOT NULL,
+    expires_at    timestamptz NOT NULL,
+    released_at   timestamptz,
+    PRIMARY KEY (worker_id, generation)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('lease_layout', '');
+SELECT pg_catalog.pg_extension_config_dump('leases', '');
+SELECT pg_catalog.pg_extension_config_dump('lease_history', '');
+
+-- Advisory-lock key space: (classid 0x1D6E, objid = worker id).
+CREATE FUNCTION lease_acquire(p_holder text, p_pid integer,
+                              p_timestamp_bits integer, p_worker_bits integer,
+                              p_sequence_bits integer, p_tick_ms integer,
+                              p_epoch_ms bigint,
+                              p_ttl_s integer, p_margin_s integer,
+                              p_static_id integer, p_prefer_id integer,
+                              OUT worker_id integer, OUT generation bigint,
+                              OUT expires_at timestamptz,
+                              OUT previous_floor_ms bigint,
+                              OUT in_use integer, OUT capacity integer)
+RETURNS record
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lay   idgen.lease_layout;
+    cap   integer := (1 << p_worker_bits);
+    cand  integer;
+    cur   idgen.leases;
+    candidates integer[];
+BEGIN
+    -- simultaneous first boots: one acquisition at a time
+    PERFORM pg_advisory_xact_lock(7534, 0);
+
+    SELECT * INTO lay FROM idgen.lease_layout FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO idgen.lease_layout (timestamp_bits, worker_bits, sequence_bits, tick_ms, epoch_ms)
+        VALUES (p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms);
+    ELSIF (lay.timestamp_bits, lay.worker_bits, lay.sequence_bits, lay.tick_ms, lay.epoch_ms)
+          IS DISTINCT FROM (p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms) THEN
+        RAISE EXCEPTION 'Snowflake layout differs from the coordinator''s'
+            USING ERRCODE = 'IG006',
+                  DETAIL = format('The coordinator''s nodes use %s/%s/%s bits, tick %s ms, epoch %s ms; this node uses %s/%s/%s bits, tick %s ms, epoch %s ms.',
+                                  lay.timestamp_bits, lay.worker_bits, lay.sequence_bits, lay.tick_ms, lay.epoch_ms,
+                                  p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms),
+                  HINT = 'Every node leasing from one coordinator must use the same idgen.epoch, idgen.tick and bit settings.';
+    END IF;
+
+    IF p_static_id >= 0 THEN
+        candidates := ARRAY[p_static_id];
+    ELSIF p_prefer_id >= 0 AND p_prefer_id < cap THEN
+        candidates := ARRAY[p_prefer_id] || ARRAY(SELECT g FROM generate_series(0, cap - 1) g WHERE g <> p_prefer_id);
+    ELSE
+        candidates := ARRAY(SELECT g FROM generate_series(0, cap - 1) g);
+    END IF;
+
+    FOREACH cand IN ARRAY candidates LOOP
+        SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = cand FOR UPDATE;
+        IF FOUND AND cur.holder <> p_holder
+           AND cur.expires_at + make_interval(secs => p_margin_s) > now() THEN
+            CONTINUE;           -- live, or within the quarantine after expiry
+        END IF;
+        IF NOT pg_try_advisory_lock(7534, cand) THEN
+            CONTINUE;           -- a live session still holds it
+        END IF;
+
+        worker_id := cand;
+        previous_floor_ms := coalesce(cur.time_floor_ms, 0);
+        expires_at := now() + make_interval(secs => p_ttl_s);
+        IF FOUND THEN
+            generation := cur.generation + 1;
+            UPDATE idgen.leases l
+               SET holder = p_holder, holder_pid = p_pid, generation = lease_acquire.generation,
+                   acquired_at = now(), renewed_at = now(),
+                   expires_at = lease_acquire.expires_at, released_at = NULL
+             WHERE l.worker_id = cand;
+        ELSE
+            generation := 1;
+            INSERT INTO idgen.leases (worker_id, holder, holder_pid, generation,
+                                      acquired_at, renewed_at, expires_at)
+            VALUES (cand, p_holder, p_pid, 1, now(), now(), lease_acquire.expires_at);
+        END IF;
+        INSERT INTO idgen.lease_history (worker_id, generation, holder, acquired_at, renewed_at, expires_at)
+        VALUES (cand, lease_acquire.generation, p_holder, now(), now(), lease_acquire.expires_at);
+
+        SELECT count(*) INTO in_use FROM idgen.leases l
+         WHERE l.released_at IS NULL AND l.expires_at > now();
+        capacity := cap;
+        RETURN;
+    END LOOP;
+
+    IF p_static_id >= 0 THEN
+        SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = p_static_id;
+        RAISE EXCEPTION 'worker id % is held by another node', p_static_id
+            USING ERRCODE = 'IG007',
+                  DETAIL = format('The lease of %s runs until %s (plus a %s s margin).',
+                                  coalesce(cur.holder, 'an unknown session'), coalesce(cur.expires_at::text, 'its session ends'), p_margin_s),
+                  HINT = 'Give every node its own idgen.worker_id, or set idgen.worker_id = -1 to lease a free one.';
+    END IF;
+    RAISE EXCEPTION 'no free worker id: all % ids are leased', cap
+        USING ERRCODE = 'IG008',
+              DETAIL = 'Every worker id is held by a live lease or is in its quarantine after expiry.',
+              HINT = 'Raise idgen.worker_bits (all nodes and the coordinator must agree), or retire nodes.';
+END;
+$$;
+
+CREATE FUNCTION lease_renew(p_worker_id integer, p_generation bigint, p_holder text,
+                            p_ttl_s integer, p_time_floor_ms bigint)
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_expiry timestamptz := now() + make_interval(secs => p_ttl_s);
+BEGIN
+    -- after a reconnect (or a coordinator failover) this session may not
+    -- hold the advisory lock yet
+    IF NOT EXISTS (SELECT 1 FROM pg_locks
+                    WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                      AND classid = 7534 AND objid = p_worker_id AND granted)
+       AND NOT pg_try_advisory_lock(7534, p_worker_id) THEN
+        RAISE EXCEPTION 'worker id % is locked by another session', p_worker_id
+            USING ERRCODE = 'IG007';
+    END IF;
+    UPDATE idgen.leases l
+       SET renewed_at = now(), expires_at = new_expiry,
+           time_floor_ms = greatest(l.time_floor_ms, p_time_floor_ms)
+     WHERE l.worker_id = p_worker_id AND l.generation = p_generation
+       AND l.holder = p_holder AND l.released_at IS NULL;
+    IF NOT FOUND THEN
+        PERFORM pg_advisory_unlock(7534, p_worker_id);
+        RAISE EXCEPTION 'lease of worker id % generation % is no longer held by this node', p_worker_id, p_generation
+            USING ERRCODE = 'IG007';
+    END IF;
+    UPDATE idgen.lease_history h SET renewed_at = now(), expires_at = new_expiry
+     WHERE h.worker_id = p_worker_id AND h.generation = p_generation;
+    RETURN new_expiry;
+END;
+$$;
+
+CREATE FUNCTION lease_release(p_worker_id integer, p_generation bigint, p_holder text,
+                              p_time_floor_ms bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE idgen.leases l
+       SET released_at = now(), expires_at = least(l.expires_at, now()),
+           time_floor_ms = greatest(l.time_floor_ms, p_time_floor_ms)
+     WHERE l.worker_id = p_worker_id AND l.generation = p_generation AND l.holder = p_holder;
+    UPDATE idgen.lease_history h SET released_at = now(), expires_at = least(h.expires_at, now())
+     WHERE h.worker_id = p_worker_id AND h.generation = p_generation;
+    PERFORM pg_advisory_unlock(7534, p_worker_id);
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
 -- Monitoring
 -- ---------------------------------------------------------------------------
 
@@ -259,6 +453,10 @@ COMMENT ON VIEW stats IS
 CREATE FUNCTION status(OUT worker_id int,
                        OUT lease_state text,
                        OUT lease_expires_at timestamptz,
+                       OUT lease_generation bigint,
+                       OUT lease_deadline_ms bigint,
+                       OUT lease_error text,
+                       OUT workers_in_use int,
                        OUT last_issued_at timestamptz,
                        OUT time_floor timestamptz,
                        OUT snowflake_problem text,
@@ -275,7 +473,7 @@ LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 CREATE VIEW status AS SELECT * FROM status();
 
 COMMENT ON VIEW status IS
-'Operational state of this server: worker id, time floor, clock discipline';
+'Operational state of this server: worker id and its lease, time floor, clock discipline';
 
 -- ---------------------------------------------------------------------------
 -- Privileges: generators and read-only views for everyone.
@@ -295,3 +493,12 @@ REVOKE EXECUTE ON FUNCTION segment_next(text), _segment_forget(text),
     segment_buffers() FROM PUBLIC;
 GRANT SELECT ON segments TO PUBLIC;
 GRANT EXECUTE ON FUNCTION segment_buffers() TO PUBLIC;
+
+-- Leases: only the roles nodes connect as (superusers, or roles the DBA
+-- grants these functions and tables to).
+REVOKE ALL ON lease_layout, leases, lease_history FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+    lease_acquire(text, integer, integer, integer, integer, integer, bigint,
+                  integer, integer, integer, integer),
+    lease_renew(integer, bigint, text, integer, bigint),
+    lease_release(integer, bigint, text, bigint) FROM PUBLIC;

@@ -34,6 +34,9 @@ int			idgen_max_clock_wait_ms = 10;
 int			idgen_time_floor_reserve_ms = 500;
 bool		idgen_require_clock_sync = false;
 
+char	   *idgen_coordinator = NULL;
+int			idgen_lease_ttl_s = 30;
+
 char	   *idgen_database = NULL;
 int			idgen_segment_max_tags = 64;
 int			idgen_segment_prefetch_at = 10;
@@ -201,6 +204,20 @@ idgen_define_gucs(void)
 							 &idgen_require_clock_sync,
 							 false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("idgen.coordinator",
+							   "libpq connection string of the PostgreSQL server holding the worker-id leases; empty means this server.",
+							   "May hold a password, so only superusers can see it.",
+							   &idgen_coordinator,
+							   "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.lease_ttl",
+							"Length of a worker-id lease; it is renewed every third of this.",
+							"A node that cannot renew keeps issuing until this long after its last renewal, minus a safety margin.",
+							&idgen_lease_ttl_s,
+							30, 3, 3600,
+							PGC_POSTMASTER, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("idgen.database",
 							   "Database in which idgen's background worker runs and segment tags live.",

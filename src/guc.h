@@ -23,6 +23,10 @@ extern int	idgen_max_clock_wait_ms;
 extern int	idgen_time_floor_reserve_ms;
 extern bool idgen_require_clock_sync;
 
+/* Worker-id leases */
+extern char *idgen_coordinator;
+extern int	idgen_lease_ttl_s;
+
 /* Background worker and segments */
 extern char *idgen_database;
 extern int	idgen_segment_max_tags;

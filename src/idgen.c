@@ -21,6 +21,7 @@
 
 #include "guc.h"
 #include "idgen.h"
+#include "lease.h"
 #include "shmem.h"
 #include "snowflake.h"
 #include "stats.h"
@@ -49,4 +50,5 @@ _PG_init(void)
 	idgen_floor_register_rmgr();
 	idgen_shmem_install_hooks();
 	idgen_register_worker();
+	idgen_register_lease_worker();
 }

@@ -36,6 +36,7 @@
 #include "storage/shmem.h"
 
 #include "shmem.h"
+#include "lease.h"
 #include "segment.h"
 #include "snowflake.h"
 #include "stats.h"
@@ -53,6 +54,7 @@ idgen_shmem_size(void)
 	size = add_size(size, uuidv7_shmem_size());
 	size = add_size(size, snowflake_shmem_size());
 	size = add_size(size, segment_shmem_size());
+	size = add_size(size, lease_shmem_size());
 	return size;
 }
 
@@ -77,6 +79,7 @@ idgen_shmem_startup(void)
 	uuidv7_shmem_init();
 	snowflake_shmem_init();
 	segment_shmem_init();
+	lease_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

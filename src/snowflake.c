@@ -66,6 +66,7 @@
 #include "clock.h"
 #include "guc.h"
 #include "idgen.h"
+#include "lease.h"
 #include "shmem.h"
 #include "snowflake.h"
 #include "stats.h"
@@ -86,6 +87,7 @@ typedef struct SnowflakeShared
 	pg_atomic_uint32 worker_id; /* atomic; SNOWFLAKE_NO_WORKER if none */
 	pg_atomic_uint32 issued_since_start;	/* atomic flag */
 	bool		unusable;		/* see locking note above */
+	char		unusable_summary[128];
 	char		unusable_reason[256];
 	char		unusable_hint[256];
 } SnowflakeShared;
@@ -212,9 +214,11 @@ snowflake_check_layout(void)
 }
 
 static void
-snowflake_mark_unusable(const char *reason, const char *hint)
+snowflake_mark_unusable(const char *summary, const char *reason, const char *hint)
 {
 	snowflake_shared->unusable = true;
+	strlcpy(snowflake_shared->unusable_summary, summary,
+			sizeof(snowflake_shared->unusable_summary));
 	strlcpy(snowflake_shared->unusable_reason, reason,
 			sizeof(snowflake_shared->unusable_reason));
 	strlcpy(snowflake_shared->unusable_hint, hint,
@@ -285,7 +289,8 @@ snowflake_shmem_init(void)
 			floor_ms = rec.floor_ms;
 			if (!idgen_layout_equal(&rec.layout, &current))
 			{
-				snowflake_mark_unusable(psprintf("This data directory first issued Snowflake IDs with the layout %s; the settings now give %s.",
+				snowflake_mark_unusable("the layout differs from the one this database first used",
+										psprintf("This data directory first issued Snowflake IDs with the layout %s; the settings now give %s.",
 												 idgen_layout_describe(&rec.layout),
 												 idgen_layout_describe(&current)),
 										"IDs of two layouts can collide. Restore the original idgen.epoch, idgen.tick and bit settings, or, if no IDs of the old layout remain in use, remove the file " IDGEN_FLOOR_FILE " from the data directory and restart.");
@@ -295,7 +300,8 @@ snowflake_shmem_init(void)
 			}
 			break;
 		case IDGEN_FLOOR_CORRUPT:
-			snowflake_mark_unusable("The file " IDGEN_FLOOR_FILE " in the data directory is damaged, so the time floor and layout are unknown.",
+			snowflake_mark_unusable("the Snowflake state file is damaged",
+									"The file " IDGEN_FLOOR_FILE " in the data directory is damaged, so the time floor and layout are unknown.",
 									"Restore the file from a backup, or, once the clock is certainly past every ID issued, remove it and restart.");
 			ereport(WARNING,
 					(errmsg("idgen: Snowflake state file \"%s\" is damaged; snowflake_next() will refuse",
@@ -305,8 +311,10 @@ snowflake_shmem_init(void)
 
 	pg_atomic_init_u64(&snowflake_shared->floor_ms, (uint64) Max(floor_ms, 0));
 	pg_atomic_init_u64(&snowflake_shared->last_issued, state_for_floor(floor_ms));
+	/* a static id without a coordinator is ours at once; others are leased */
 	pg_atomic_init_u32(&snowflake_shared->worker_id,
-					   idgen_worker_id >= 0 ? (uint32) idgen_worker_id : SNOWFLAKE_NO_WORKER);
+					   (idgen_worker_id >= 0 && idgen_coordinator[0] == '\0') ?
+					   (uint32) idgen_worker_id : SNOWFLAKE_NO_WORKER);
 	pg_atomic_init_u32(&snowflake_shared->issued_since_start, 0);
 
 	if (!IsUnderPostmaster)
@@ -332,7 +340,8 @@ snowflake_replay_floor(const IdgenFloorRecord *rec)
 
 	LWLockAcquire(idgen_lwlock(IDGEN_LWLOCK_FLOOR), LW_EXCLUSIVE);
 	if (!idgen_layout_equal(&rec->layout, &current) && !snowflake_shared->unusable)
-		snowflake_mark_unusable(psprintf("The primary issued Snowflake IDs with the layout %s; this server's settings give %s.",
+		snowflake_mark_unusable("the layout differs from the primary's",
+								psprintf("The primary issued Snowflake IDs with the layout %s; this server's settings give %s.",
 										 idgen_layout_describe(&rec->layout),
 										 idgen_layout_describe(&current)),
 								"Give every server that shares WAL the same idgen.epoch, idgen.tick and bit settings.");
@@ -351,6 +360,32 @@ snowflake_replay_floor(const IdgenFloorRecord *rec)
 		   !pg_atomic_compare_exchange_u64(&snowflake_shared->last_issued, &last, target))
 		;
 	LWLockRelease(idgen_lwlock(IDGEN_LWLOCK_FLOOR));
+}
+
+/*
+ * Lease worker: a worker id has been leased.  First raise the state word
+ * above the time floor its previous holders recorded, then publish the id.
+ */
+void
+snowflake_publish_worker(int32 worker_id, int64 previous_floor_ms)
+{
+	uint64		target;
+	uint64		last;
+
+	snowflake_derive_layout();
+	target = state_for_floor(previous_floor_ms);
+	last = pg_atomic_read_u64(&snowflake_shared->last_issued);
+	while (last < target &&
+		   !pg_atomic_compare_exchange_u64(&snowflake_shared->last_issued, &last, target))
+		;
+	pg_write_barrier();
+	pg_atomic_write_u32(&snowflake_shared->worker_id, (uint32) worker_id);
+}
+
+void
+snowflake_withdraw_worker(void)
+{
+	pg_atomic_write_u32(&snowflake_shared->worker_id, SNOWFLAKE_NO_WORKER);
 }
 
 /*
@@ -433,6 +468,8 @@ snowflake_clock_behind(uint64 last_tick, int64 now_ms)
 	int64		behind_ms = resume_ms - now_ms;
 	bool		from_floor = !pg_atomic_read_u32(&snowflake_shared->issued_since_start);
 
+	if (!from_floor)
+		idgen_count_event(IDGEN_C_SNOWFLAKE_CLOCK_STEP_BACK);
 	if (behind_ms <= idgen_max_clock_wait_ms &&
 		idgen_wait_for_realtime(resume_ms * NS_PER_MS,
 								(int64) idgen_max_clock_wait_ms * NS_PER_MS))
@@ -453,7 +490,6 @@ snowflake_clock_behind(uint64 last_tick, int64 now_ms)
 				 errhint("Check the system clock. IDs resume by themselves once the clock passes the floor.")));
 	}
 
-	idgen_count_event(IDGEN_C_SNOWFLAKE_CLOCK_STEP_BACK);
 	idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_CLOCK);
 	ereport(ERROR,
 			(errcode(IDGEN_ERRCODE_CLOCK_BEHIND),
@@ -475,15 +511,17 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 	uint32		worker;
 	uint64		next;
 	uint64		next_tick;
+	bool		leased;
 
 	snowflake_require_shared();
+	leased = idgen_lease_mode();
 
 	if (unlikely(sf->unusable))
 	{
 		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_LAYOUT);
 		ereport(ERROR,
 				(errcode(IDGEN_ERRCODE_LAYOUT_CHANGED),
-				 errmsg("refusing to generate Snowflake IDs: the layout differs from the one this database first used"),
+				 errmsg("refusing to generate Snowflake IDs: %s", sf->unusable_summary),
 				 errdetail_internal("%s", sf->unusable_reason),
 				 errhint("%s", sf->unusable_hint)));
 	}
@@ -496,6 +534,8 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 				 errhint("Call idgen.snowflake_next() on the primary.")));
 
 	worker = pg_atomic_read_u32(&sf->worker_id);
+	if (unlikely(worker == SNOWFLAKE_NO_WORKER) && leased)
+		lease_check_issuable(0);	/* raises with the lease state */
 	if (unlikely(worker == SNOWFLAKE_NO_WORKER))
 	{
 		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_WORKER);
@@ -561,6 +601,8 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 		}
 
 		start_ms = tick_start_ms(next_tick);
+		if (leased)
+			lease_check_issuable(start_ms);
 		floor_ms = (int64) pg_atomic_read_u64(&sf->floor_ms);
 		if (unlikely(start_ms > floor_ms - idgen_time_floor_reserve_ms / 2))
 		{
@@ -592,7 +634,7 @@ Datum
 idgen_snowflake_decode(PG_FUNCTION_ARGS)
 {
 	int64		id = PG_GETARG_INT64(0);
-	TupleDesc	tupdesc;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[3];
 	bool		nulls[3] = {false};
 	uint64		tick;
@@ -603,17 +645,16 @@ idgen_snowflake_decode(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("Snowflake ID %lld is negative", (long long) id),
 				 errdetail("Snowflake IDs keep the sign bit 0, so a negative value was not made by idgen.snowflake_next().")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 
+	InitMaterializedSRF(fcinfo, 0);
 	snowflake_derive_layout();
 	tick = (uint64) id >> worker_shift;
 	values[0] = TimestampTzGetDatum(tick_to_timestamptz(tick));
 	values[1] = Int32GetDatum((int32) (((uint64) id >> sequence_shift) &
 									   ((UINT64CONST(1) << idgen_worker_bits) - 1)));
 	values[2] = Int32GetDatum((int32) ((uint64) id & sequence_mask));
-
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
 }
 
 PG_FUNCTION_INFO_V1(idgen_snowflake_min);
@@ -692,7 +733,15 @@ idgen_bit_budget(PG_FUNCTION_ARGS)
 	values[6] = Float8GetDatum((end_ms - (double) now_ms) / MS_PER_YEAR);
 	values[7] = Int64GetDatum((int64) ((sequence_mask + 1) * 1000 / idgen_tick_ms));
 	values[8] = Int64GetDatum(INT64CONST(1) << idgen_worker_bits);
-	values[9] = Int32GetDatum(pg_atomic_read_u32(&snowflake_shared->worker_id) == SNOWFLAKE_NO_WORKER ? 0 : 1);
+	if (idgen_lease_mode())
+	{
+		LeaseSnapshot lease;
+
+		lease_snapshot(&lease);
+		values[9] = Int32GetDatum(lease.in_use);
+	}
+	else
+		values[9] = Int32GetDatum(pg_atomic_read_u32(&snowflake_shared->worker_id) == SNOWFLAKE_NO_WORKER ? 0 : 1);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

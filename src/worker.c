@@ -39,7 +39,7 @@ idgen_register_worker(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
+	worker.bgw_restart_time = 2;
 	strlcpy(worker.bgw_library_name, "idgen", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "idgen_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_name, "idgen worker", BGW_MAXLEN);

@@ -1,0 +1,588 @@
+/*-------------------------------------------------------------------------
+ *
+ * lease_worker.c
+ *	  The lease worker: holds this node's worker-id lease on the coordinator.
+ *
+ * Started when recovery has finished (a standby leases nothing), only in
+ * leased mode (idgen.worker_id = -1, or a static id with idgen.coordinator
+ * set).  It talks to the coordinator through its lease functions
+ * (idgen.lease_acquire / lease_renew / lease_release, see idgen--1.0.sql):
+ *
+ *	- over libpq when idgen.coordinator is set: asynchronously, so that every
+ *	  call, the connection attempt included, has a timeout, and with
+ *	  synchronous_commit = on in that session so lease writes are durable on
+ *	  the coordinator whatever its configuration;
+ *	- through SPI in its own session when idgen.coordinator is empty: this
+ *	  server is its own coordinator, and a single node works with zero
+ *	  configuration.
+ *
+ * The session holds a session-level advisory lock on the leased id for as
+ * long as it lives.  Renewal runs every third of idgen.lease_ttl; each
+ * success moves the node's deadline (monotonic clock) and its time horizon
+ * forward.  A failed renewal makes the node fail-static: it keeps issuing
+ * until its deadline (lease.c), while the worker retries with capped
+ * exponential backoff and jitter.  At the deadline the node stops issuing
+ * (expired) and tries to renew, or failing that to acquire a lease again.
+ * On acquisition the node's Snowflake state is raised above the id's
+ * previous holder's recorded time floor before the id is published.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "clock.h"
+#include "guc.h"
+#include "lease.h"
+#include "random.h"
+#include "snowflake.h"
+
+#define LEASE_CALL_TIMEOUT_MS	5000
+#define LEASE_MAX_FIELDS		8
+#define NS_PER_MS				INT64CONST(1000000)
+#define NS_PER_S				INT64CONST(1000000000)
+
+typedef struct LeaseCall
+{
+	bool		ok;
+	char		sqlstate[6];
+	char		message[512];
+	int			nfields;
+	char	   *fields[LEASE_MAX_FIELDS];	/* palloc'd in the worker's context */
+} LeaseCall;
+
+static PGconn *coordinator_conn = NULL;
+static bool use_local = false;
+static char holder_identity[256];
+
+/* What this node holds */
+static int32 held_worker_id = -1;
+static int64 held_generation = 0;
+static int64 held_horizon_ms = 0;
+
+static int
+lease_margin_s(void)
+{
+	return Max(1, idgen_lease_ttl_s / 10);
+}
+
+void
+idgen_register_lease_worker(void)
+{
+	BackgroundWorker worker;
+
+	if (!(idgen_worker_id < 0 || idgen_coordinator[0] != '\0'))
+		return;					/* static worker id, no coordinator */
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 2;
+	strlcpy(worker.bgw_library_name, "idgen", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "idgen_lease_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "idgen lease worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "idgen lease worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* ---------- talking to the coordinator ---------- */
+
+static void
+lease_disconnect(void)
+{
+	if (coordinator_conn)
+		PQfinish(coordinator_conn);
+	coordinator_conn = NULL;
+}
+
+/* Wait for the coordinator's socket, servicing the latch; false on timeout. */
+static bool
+lease_wait_socket(int events, int64 deadline_ns)
+{
+	for (;;)
+	{
+		int64		remaining_ms = (deadline_ns - idgen_monotonic_ns()) / NS_PER_MS;
+		int			rc;
+
+		if (remaining_ms <= 0)
+			return false;
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | events,
+							   PQsocket(coordinator_conn), (long) remaining_ms,
+							   PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			return true;
+	}
+}
+
+static bool
+lease_connect(LeaseCall *call)
+{
+	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+	const char *values[] = {"5", "idgen lease worker", idgen_coordinator, NULL};
+	int64		deadline = idgen_monotonic_ns() + LEASE_CALL_TIMEOUT_MS * NS_PER_MS;
+	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+
+	coordinator_conn = PQconnectStartParams(keys, values, true);
+	if (coordinator_conn == NULL || PQstatus(coordinator_conn) == CONNECTION_BAD)
+		goto fail;
+	while (poll != PGRES_POLLING_OK)
+	{
+		if (poll == PGRES_POLLING_FAILED)
+			goto fail;
+		if (!lease_wait_socket(poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE
+							   : WL_SOCKET_WRITEABLE, deadline))
+		{
+			snprintf(call->message, sizeof(call->message),
+					 "timed out connecting to the coordinator");
+			lease_disconnect();
+			return false;
+		}
+		poll = PQconnectPoll(coordinator_conn);
+	}
+	return true;
+
+fail:
+	snprintf(call->message, sizeof(call->message), "could not connect to the coordinator: %s",
+			 coordinator_conn ? PQerrorMessage(coordinator_conn) : "out of memory");
+	lease_disconnect();
+	return false;
+}
+
+/* Run one statement on the remote coordinator, asynchronously with a timeout. */
+static void
+lease_call_remote(const char *sql, int nparams, const char *const *params, LeaseCall *call)
+{
+	int64		deadline;
+	PGresult   *res;
+	PGresult   *last = NULL;
+
+	if (coordinator_conn == NULL || PQstatus(coordinator_conn) != CONNECTION_OK)
+	{
+		lease_disconnect();
+		if (!lease_connect(call))
+			return;
+		/* lease writes must be durable on the coordinator */
+		lease_call_remote("SET synchronous_commit = on", 0, NULL, call);
+		if (!call->ok)
+			return;
+		call->ok = false;
+	}
+
+	deadline = idgen_monotonic_ns() + LEASE_CALL_TIMEOUT_MS * NS_PER_MS;
+	if (!PQsendQueryParams(coordinator_conn, sql, nparams, NULL, params, NULL, NULL, 0))
+	{
+		snprintf(call->message, sizeof(call->message), "%s", PQerrorMessage(coordinator_conn));
+		lease_disconnect();
+		return;
+	}
+	for (;;)
+	{
+		while (PQisBusy(coordinator_conn))
+		{
+			if (!lease_wait_socket(WL_SOCKET_READABLE, deadline))
+			{
+				snprintf(call->message, sizeof(call->message),
+						 "coordinator did not answer within %d ms", LEASE_CALL_TIMEOUT_MS);
+				lease_disconnect();
+				if (last)
+					PQclear(last);
+				return;
+			}
+			if (!PQconsumeInput(coordinator_conn))
+			{
+				snprintf(call->message, sizeof(call->message), "%s",
+						 PQerrorMessage(coordinator_conn));
+				lease_disconnect();
+				if (last)
+					PQclear(last);
+				return;
+			}
+		}
+		res = PQgetResult(coordinator_conn);
+		if (res == NULL)
+			break;
+		if (last)
+			PQclear(last);
+		last = res;
+	}
+
+	if (last == NULL)
+	{
+		snprintf(call->message, sizeof(call->message), "no result from the coordinator");
+		return;
+	}
+	if (PQresultStatus(last) == PGRES_TUPLES_OK || PQresultStatus(last) == PGRES_COMMAND_OK)
+	{
+		int			i;
+
+		call->ok = true;
+		call->nfields = PQntuples(last) > 0 ? Min(PQnfields(last), LEASE_MAX_FIELDS) : 0;
+		for (i = 0; i < call->nfields; i++)
+			call->fields[i] = PQgetisnull(last, 0, i) ? NULL : pstrdup(PQgetvalue(last, 0, i));
+	}
+	else
+	{
+		const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+		const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
+		const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
+
+		strlcpy(call->sqlstate, state ? state : "", sizeof(call->sqlstate));
+		snprintf(call->message, sizeof(call->message), "%s%s%s", msg ? msg : "error",
+				 detail ? " " : "", detail ? detail : "");
+	}
+	PQclear(last);
+}
+
+/* Run one statement in this worker's own session (local coordinator). */
+static void
+lease_call_local(const char *sql, int nparams, const char *const *params, LeaseCall *call)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		Oid			types[16];
+		Datum		values[16];
+		int			i;
+
+		for (i = 0; i < nparams; i++)
+		{
+			types[i] = TEXTOID;
+			values[i] = CStringGetTextDatum(params[i]);
+		}
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_execute_with_args(sql, nparams, types, values, NULL, false, 1) < 0)
+			elog(ERROR, "idgen: lease statement failed");
+		if (SPI_processed > 0 && SPI_tuptable)
+		{
+			MemoryContext spicxt = MemoryContextSwitchTo(callcxt);
+
+			call->nfields = Min(SPI_tuptable->tupdesc->natts, LEASE_MAX_FIELDS);
+			for (i = 0; i < call->nfields; i++)
+				call->fields[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+			MemoryContextSwitchTo(spicxt);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		call->ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(callcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		strlcpy(call->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(call->sqlstate));
+		snprintf(call->message, sizeof(call->message), "%s%s%s", edata->message,
+				 edata->detail ? " " : "", edata->detail ? edata->detail : "");
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+static void
+lease_call(const char *sql, int nparams, const char *const *params, LeaseCall *call)
+{
+	memset(call, 0, sizeof(*call));
+	if (use_local)
+		lease_call_local(sql, nparams, params, call);
+	else
+		lease_call_remote(sql, nparams, params, call);
+}
+
+/* ---------- the lease protocol ---------- */
+
+static TimestampTz
+parse_timestamptz(const char *text)
+{
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+}
+
+/*
+ * Renew: extend the lease and record the new horizon (now + TTL) on the
+ * coordinator; publish the new deadline and horizon only after it
+ * committed.  Returns true on success.
+ */
+static bool
+lease_renew(LeaseCall *call)
+{
+	int64		started_ns = idgen_monotonic_ns();
+	int64		horizon_ms = idgen_realtime_ns() / NS_PER_MS + (int64) idgen_lease_ttl_s * 1000;
+	char	   *params[5];
+
+	params[0] = psprintf("%d", held_worker_id);
+	params[1] = psprintf("%lld", (long long) held_generation);
+	params[2] = holder_identity;
+	params[3] = psprintf("%d", idgen_lease_ttl_s);
+	params[4] = psprintf("%lld", (long long) Max(horizon_ms, held_horizon_ms));
+	lease_call("SELECT idgen.lease_renew($1::int, $2::bigint, $3, $4::int, $5::bigint)",
+			   5, (const char *const *) params, call);
+	if (!call->ok)
+		return false;
+
+	held_horizon_ms = Max(horizon_ms, held_horizon_ms);
+	lease_publish_held(held_worker_id, held_generation,
+					   call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
+					   started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * NS_PER_S,
+					   held_horizon_ms, -1, -1);
+	return true;
+}
+
+static bool
+lease_acquire(LeaseCall *call)
+{
+	IdgenLayout layout;
+	char	   *params[11];
+	LeaseCall	renew;
+	int32		in_use;
+	int32		capacity;
+	int64		previous_floor_ms;
+
+	snowflake_current_layout(&layout);
+	params[0] = holder_identity;
+	params[1] = psprintf("%d", MyProcPid);
+	params[2] = psprintf("%d", layout.timestamp_bits);
+	params[3] = psprintf("%d", layout.worker_bits);
+	params[4] = psprintf("%d", layout.sequence_bits);
+	params[5] = psprintf("%d", layout.tick_ms);
+	params[6] = psprintf("%lld", (long long) layout.epoch_ms);
+	params[7] = psprintf("%d", idgen_lease_ttl_s);
+	params[8] = psprintf("%d", lease_margin_s());
+	params[9] = psprintf("%d", idgen_worker_id);
+	params[10] = psprintf("%d", held_worker_id);
+
+	/* a fresh holding: let go of any lock an earlier holding left in this session */
+	lease_call("SELECT pg_advisory_unlock_all()", 0, NULL, call);
+	if (!call->ok)
+		return false;
+	lease_call("SELECT worker_id, generation, expires_at, previous_floor_ms, in_use, capacity"
+			   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
+			   " $7::bigint, $8::int, $9::int, $10::int, $11::int)",
+			   11, (const char *const *) params, call);
+	if (!call->ok || call->nfields < 6)
+		return false;
+
+	held_worker_id = pg_strtoint32(call->fields[0]);
+	held_generation = pg_strtoint64(call->fields[1]);
+	previous_floor_ms = pg_strtoint64(call->fields[3]);
+	in_use = pg_strtoint32(call->fields[4]);
+	capacity = pg_strtoint32(call->fields[5]);
+	held_horizon_ms = 0;
+
+	/* start above everything the id's previous holders may have issued */
+	snowflake_publish_worker(held_worker_id, previous_floor_ms);
+
+	if (in_use * 5 >= capacity * 4)
+		ereport(WARNING,
+				(errmsg("idgen: %d of %d worker ids are leased", in_use, capacity),
+				 errhint("When all are taken, new nodes cannot issue Snowflake IDs; consider more worker bits.")));
+	ereport(LOG,
+			(errmsg("idgen lease worker: holding worker id %d (generation %lld, %d of %d ids in use)",
+					held_worker_id, (long long) held_generation, in_use, capacity)));
+
+	if (!lease_renew(&renew))
+	{
+		*call = renew;
+		return false;
+	}
+	lease_publish_held(held_worker_id, held_generation,
+					   0, 0, 0, in_use, capacity);	/* counts only */
+	lease_renew(&renew);
+	return renew.ok;
+}
+
+static void
+lease_release_at_exit(int code, Datum arg)
+{
+	LeaseCall	call;
+	char	   *params[4];
+
+	if (held_worker_id < 0 || held_generation == 0)
+		return;
+	lease_withdraw(LEASE_ACQUIRING, "released at shutdown");
+	params[0] = psprintf("%d", held_worker_id);
+	params[1] = psprintf("%lld", (long long) held_generation);
+	params[2] = holder_identity;
+	params[3] = psprintf("%lld", (long long) held_horizon_ms);
+	if (!use_local)
+		lease_call("SELECT idgen.lease_release($1::int, $2::bigint, $3, $4::bigint)",
+				   4, (const char *const *) params, &call);
+	lease_disconnect();
+}
+
+/* Capped exponential backoff with jitter, in milliseconds. */
+static long
+lease_backoff_ms(int failures)
+{
+	int64		cap = Max(500, (int64) idgen_lease_ttl_s * 1000 / 6);
+	int64		base = 250;
+	int64		delay = base << Min(failures, 16);
+	double		jitter = 0.5 + (double) (idgen_random_u64() % 1000) / 1000.0;
+
+	delay = Min(delay, cap);
+	return (long) Max(50, delay * jitter);
+}
+
+void
+idgen_lease_worker_main(Datum main_arg)
+{
+	int			failures = 0;
+	int64		next_renew_ns = 0;
+	char		host[128];
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	use_local = (idgen_coordinator[0] == '\0');
+	if (use_local)
+	{
+		BackgroundWorkerInitializeConnection(idgen_database, NULL, 0);
+		SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	}
+	pgstat_report_appname("idgen lease worker");
+
+	if (gethostname(host, sizeof(host)) != 0)
+		strlcpy(host, "unknown", sizeof(host));
+	snprintf(holder_identity, sizeof(holder_identity), "%llu/%s:%d",
+			 (unsigned long long) GetSystemIdentifier(), host, PostPortNumber);
+
+	before_shmem_exit(lease_release_at_exit, (Datum) 0);
+	lease_set_state(LEASE_ACQUIRING, NULL);
+
+	for (;;)
+	{
+		LeaseCall	call;
+		LeaseSnapshot snap;
+		long		sleep_ms;
+		int64		now = idgen_monotonic_ns();
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		lease_snapshot(&snap);
+		if (snap.state == LEASE_HELD || snap.state == LEASE_FAIL_STATIC ||
+			snap.state == LEASE_EXPIRED)
+		{
+			if (snap.state != LEASE_EXPIRED && snap.deadline_in_ms <= 0)
+			{
+				ereport(WARNING,
+						(errmsg("idgen: worker id lease %d expired on this node; Snowflake IDs are refused until it is renewed",
+								held_worker_id)));
+				lease_withdraw(LEASE_EXPIRED, NULL);
+				snap.state = LEASE_EXPIRED;
+			}
+			if (now >= next_renew_ns || snap.state != LEASE_HELD)
+			{
+				if (lease_renew(&call))
+				{
+					if (snap.state != LEASE_HELD)
+						ereport(LOG, (errmsg("idgen lease worker: lease of worker id %d renewed", held_worker_id)));
+					if (snap.state == LEASE_EXPIRED)
+						snowflake_publish_worker(held_worker_id, 0);
+					failures = 0;
+					next_renew_ns = idgen_monotonic_ns() + (int64) idgen_lease_ttl_s * NS_PER_S / 3;
+				}
+				else if (strcmp(call.sqlstate, IDGEN_SQLSTATE_CONFLICT) == 0)
+				{
+					ereport(WARNING,
+							(errmsg("idgen: lost the lease of worker id %d: %s", held_worker_id, call.message)));
+					lease_withdraw(idgen_worker_id >= 0 ? LEASE_CONFLICT : LEASE_ACQUIRING, call.message);
+					held_generation = 0;
+					failures++;
+				}
+				else
+				{
+					if (snap.state == LEASE_HELD)
+						ereport(WARNING,
+								(errmsg("idgen: could not renew the worker id lease; issuing fail-static for at most %lld ms: %s",
+										(long long) snap.deadline_in_ms, call.message)));
+					if (snap.state != LEASE_EXPIRED)
+						lease_set_state(LEASE_FAIL_STATIC, call.message);
+					else
+						lease_set_state(LEASE_EXPIRED, call.message);
+					failures++;
+				}
+			}
+		}
+		else
+		{
+			if (lease_acquire(&call))
+			{
+				failures = 0;
+				next_renew_ns = idgen_monotonic_ns() + (int64) idgen_lease_ttl_s * NS_PER_S / 3;
+			}
+			else
+			{
+				LeaseState	st = LEASE_ACQUIRING;
+
+				if (strcmp(call.sqlstate, IDGEN_SQLSTATE_CONFLICT) == 0 ||
+					strcmp(call.sqlstate, IDGEN_SQLSTATE_LAYOUT) == 0)
+					st = LEASE_CONFLICT;
+				if (held_generation != 0)
+					lease_withdraw(st, call.message);
+				else
+					lease_set_state(st, call.message);
+				held_generation = 0;
+				if (failures == 0 || st != snap.state)
+					ereport(st == LEASE_CONFLICT ? WARNING : LOG,
+							(errmsg("idgen lease worker: could not acquire a worker id lease: %s",
+									call.message)));
+				failures++;
+			}
+		}
+
+		lease_snapshot(&snap);
+		if (failures > 0)
+			sleep_ms = lease_backoff_ms(failures);
+		else
+			sleep_ms = (long) Max(10, (next_renew_ns - idgen_monotonic_ns()) / NS_PER_MS);
+		if ((snap.state == LEASE_FAIL_STATIC || snap.state == LEASE_HELD) &&
+			snap.deadline_in_ms >= 0)
+			sleep_ms = Min(sleep_ms, (long) snap.deadline_in_ms + 1);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(sleep_ms, 1), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
