@@ -33,6 +33,7 @@
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/postmaster.h"
 #include "utils/builtins.h"
@@ -40,6 +41,7 @@
 
 #include "guc.h"
 #include "segment.h"
+#include "timefloor.h"
 
 static void
 segment_record_event(const char *tag, const char *kind, int64 start, int64 end,
@@ -220,6 +222,13 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+
+	/*
+	 * A cancelled or terminated wait for synchronous standbys returns with
+	 * a warning only: do not hand out a range the standbys may not have.
+	 */
+	CHECK_FOR_INTERRUPTS();
+	idgen_require_sync_standby_ack(XactLastCommitEnd, "the segment grant");
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 

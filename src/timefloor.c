@@ -36,6 +36,9 @@
 #include "lib/stringinfo.h"
 #include "port/pg_crc32c.h"
 #include "replication/syncrep.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
+#include "storage/lwlock.h"
 #include "storage/fd.h"
 #include "utils/guc.h"
 
@@ -146,6 +149,37 @@ idgen_floor_write_file(IdgenFloorRecord *rec)
 }
 
 /*
+ * After a wait for synchronous standbys, make sure they really confirmed
+ * lsn: SyncRepWaitForLSN() gives up with only a WARNING when the wait is
+ * cancelled, and what we are about to rely on must not get ahead of them.
+ */
+void
+idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what)
+{
+	bool		defined;
+	bool		confirmed;
+
+	if (max_wal_senders == 0 || WalSndCtl == NULL)
+		return;
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+#ifdef SYNC_STANDBY_DEFINED
+	defined = (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
+#else
+	defined = WalSndCtl->sync_standbys_defined;
+#endif
+	confirmed = WalSndCtl->lsn[SYNC_REP_WAIT_FLUSH] >= lsn;
+	LWLockRelease(SyncRepLock);
+
+	if (defined && !confirmed)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("synchronous standbys did not confirm %s", what),
+				 errdetail("The wait for synchronous replication was cancelled before the standbys flushed WAL up to %X/%X.",
+						   LSN_FORMAT_ARGS(lsn)),
+				 errhint("Nothing that depends on it was handed out; retry.")));
+}
+
+/*
  * WAL-log the floor and wait until it is flushed locally and, if synchronous
  * standbys are configured, acknowledged by them: regardless of this
  * session's synchronous_commit, which is overridden for the wait only.
@@ -171,6 +205,7 @@ idgen_floor_log_and_flush(IdgenFloorRecord *rec)
 							 GUC_ACTION_SAVE, true, 0, false);
 	SyncRepWaitForLSN(lsn, false);
 	AtEOXact_GUC(true, nest_level);
+	idgen_require_sync_standby_ack(lsn, "the new Snowflake time floor");
 }
 
 static void
