@@ -422,15 +422,245 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- p_time_floor_ms is what the node actually reached (at least the floor
+    -- it took the id over with), which may be below the horizon it reported
     UPDATE idgen.leases l
        SET released_at = now(), expires_at = least(l.expires_at, now()),
-           time_floor_ms = greatest(l.time_floor_ms, p_time_floor_ms)
+           time_floor_ms = p_time_floor_ms
      WHERE l.worker_id = p_worker_id AND l.generation = p_generation AND l.holder = p_holder;
     UPDATE idgen.lease_history h SET released_at = now(), expires_at = least(h.expires_at, now())
      WHERE h.worker_id = p_worker_id AND h.generation = p_generation;
     PERFORM pg_advisory_unlock(7534, p_worker_id);
 END;
 $$;
+
+-- ---------------------------------------------------------------------------
+-- Uniqueness probe and audits
+-- ---------------------------------------------------------------------------
+
+-- Registered probes and their results (they persist across restarts).
+CREATE TABLE probes (
+    tbl              regclass NOT NULL,
+    col              name NOT NULL,
+    "window"         interval NOT NULL CHECK ("window" > interval '0'),
+    kind             text NOT NULL CHECK (kind IN ('snowflake', 'uuidv7', 'segment')),
+    indexed          boolean NOT NULL,
+    high_water       bigint,              -- segment probes: largest value seen by the last run
+    registered_at    timestamptz NOT NULL DEFAULT now(),
+    last_run_at      timestamptz,
+    last_ids_checked bigint,
+    last_duplicates  bigint,
+    last_duration_ms float8,
+    runs             bigint NOT NULL DEFAULT 0,
+    duplicates_found bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tbl, col)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('probes', '');
+
+CREATE FUNCTION probe_register(tbl regclass, col name, "window" interval DEFAULT '1 hour')
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ      regtype;
+    dflt     text;
+    k        text;
+    has_idx  boolean;
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        RAISE EXCEPTION 'table and column must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF "window" IS NULL OR "window" <= interval '0' THEN
+        RAISE EXCEPTION 'probe window must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.atttypid::regtype, pg_get_expr(d.adbin, d.adrelid)
+      INTO typ, dflt
+      FROM pg_attribute a
+      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', col, tbl USING ERRCODE = 'undefined_column';
+    END IF;
+    IF typ = 'uuid'::regtype THEN
+        k := 'uuidv7';
+    ELSIF typ = 'bigint'::regtype THEN
+        IF dflt LIKE '%segment_next%' THEN
+            k := 'segment';
+        ELSE
+            k := 'snowflake';
+        END IF;
+    ELSE
+        RAISE EXCEPTION 'cannot probe column "%" of type %', col, typ
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = 'The uniqueness probe checks bigint (Snowflake or segment) and uuid (UUIDv7) columns.';
+    END IF;
+    SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                     JOIN pg_am am ON am.oid = c.relam
+                    WHERE i.indrelid = tbl AND am.amname = 'btree' AND i.indpred IS NULL
+                      AND i.indkey[0] = (SELECT attnum FROM pg_attribute
+                                          WHERE attrelid = tbl AND attname = col))
+      INTO has_idx;
+    IF NOT has_idx THEN
+        RAISE WARNING 'no B-tree index leads with column "%" of %', col, tbl
+            USING DETAIL = 'The probe still finds every duplicate, but each run reads the whole table instead of only the window.',
+                  HINT = format('CREATE INDEX ON %s (%I);', tbl, col);
+    END IF;
+    INSERT INTO idgen.probes (tbl, col, "window", kind, indexed)
+    VALUES (tbl, col, "window", k, has_idx)
+    ON CONFLICT ON CONSTRAINT probes_pkey DO UPDATE
+       SET "window" = EXCLUDED."window", kind = EXCLUDED.kind, indexed = EXCLUDED.indexed;
+END;
+$$;
+
+COMMENT ON FUNCTION probe_register(regclass, name, interval) IS
+'Register a uniqueness probe on a bigint (Snowflake/segment) or uuid (UUIDv7) column';
+
+CREATE FUNCTION probe_unregister(tbl regclass, col name)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM idgen.probes p WHERE p.tbl = probe_unregister.tbl AND p.col = probe_unregister.col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no probe is registered on column "%" of %', col, tbl
+            USING ERRCODE = 'undefined_object';
+    END IF;
+END;
+$$;
+
+-- The lower bound of a probe's scan, as a literal of the column's type.
+CREATE FUNCTION _probe_lower_bound(p idgen.probes)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    since timestamptz := now() - p."window";
+    ms    bigint;
+    h     text;
+BEGIN
+    IF p.kind = 'snowflake' THEN
+        BEGIN
+            RETURN idgen.snowflake_min(greatest(since, (SELECT epoch FROM idgen.bit_budget())))::text;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            RETURN '0';
+        END;
+    ELSIF p.kind = 'uuidv7' THEN
+        ms := greatest(floor(extract(epoch FROM since) * 1000), 0)::bigint;
+        h := lpad(to_hex(ms), 12, '0');
+        RETURN substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7000-8000-000000000000';
+    ELSE
+        RETURN coalesce(p.high_water, -9223372036854775808)::text;
+    END IF;
+END;
+$$;
+
+CREATE FUNCTION probe_run()
+RETURNS TABLE(tbl regclass, col name, ids_checked bigint, duplicates bigint,
+              kind text, lower_bound text, duration_ms float8)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p        idgen.probes;
+    started  timestamptz;
+    dup      record;
+    shown    integer;
+    maxval   bigint;
+BEGIN
+    FOR p IN SELECT * FROM idgen.probes ORDER BY probes.tbl::text, probes.col LOOP
+        started := clock_timestamp();
+        tbl := p.tbl;
+        col := p.col;
+        kind := p.kind;
+        lower_bound := idgen._probe_lower_bound(p);
+        -- Every row whose value is at or above the bound is read through the
+        -- index: a new ID repeating an old one has the old one's value, so
+        -- both are in range.  A plain SELECT: no lock stronger than writers'.
+        EXECUTE format('SELECT count(*), count(*) FILTER (WHERE n > 1) FROM'
+                       ' (SELECT %1$I AS v, count(*) AS n FROM %2$s WHERE %1$I >= $1::%3$s GROUP BY %1$I) s',
+                       p.col, p.tbl, CASE WHEN p.kind = 'uuidv7' THEN 'uuid' ELSE 'bigint' END)
+           INTO ids_checked, duplicates USING lower_bound;
+        shown := 0;
+        IF duplicates > 0 THEN
+            FOR dup IN EXECUTE format('SELECT %1$I::text AS v, count(*) AS n FROM %2$s WHERE %1$I >= $1::%3$s'
+                                      ' GROUP BY %1$I HAVING count(*) > 1 ORDER BY %1$I LIMIT 10',
+                                      p.col, p.tbl, CASE WHEN p.kind = 'uuidv7' THEN 'uuid' ELSE 'bigint' END)
+                       USING lower_bound LOOP
+                RAISE WARNING 'idgen probe: duplicate ID % appears % times in %.%', dup.v, dup.n, p.tbl, p.col
+                    USING HINT = 'Find the rows with this ID and how they were generated; see idgen.audit_leases() and idgen.audit_segments().';
+                shown := shown + 1;
+            END LOOP;
+        END IF;
+        IF p.kind = 'segment' THEN
+            EXECUTE format('SELECT max(%1$I) FROM %2$s WHERE %1$I >= $1::bigint', p.col, p.tbl)
+               INTO maxval USING lower_bound;
+        END IF;
+        duration_ms := extract(epoch FROM clock_timestamp() - started) * 1000;
+        UPDATE idgen.probes q
+           SET last_run_at = now(), last_ids_checked = probe_run.ids_checked,
+               last_duplicates = probe_run.duplicates, last_duration_ms = probe_run.duration_ms,
+               runs = q.runs + 1, duplicates_found = q.duplicates_found + probe_run.duplicates,
+               high_water = CASE WHEN q.kind = 'segment' THEN coalesce(maxval, q.high_water) ELSE q.high_water END
+         WHERE q.tbl = p.tbl AND q.col = p.col;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION probe_run() IS
+'Run every registered uniqueness probe now; duplicates are logged at WARNING and counted';
+
+CREATE VIEW probe_status AS
+SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
+       p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
+       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found, p.high_water
+FROM probes p;
+
+COMMENT ON VIEW probe_status IS
+'Uniqueness probes: the last run of each and the duplicates found so far';
+
+CREATE FUNCTION audit_leases()
+RETURNS TABLE(worker_id integer, holder_a text, generation_a bigint,
+              holder_b text, generation_b bigint, overlap tstzrange)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.worker_id, a.holder, a.generation, b.holder, b.generation,
+           tstzrange(a.acquired_at, coalesce(a.released_at, a.expires_at))
+         * tstzrange(b.acquired_at, coalesce(b.released_at, b.expires_at))
+      FROM idgen.lease_history a
+      JOIN idgen.lease_history b
+        ON a.worker_id = b.worker_id AND a.generation < b.generation
+     WHERE tstzrange(a.acquired_at, coalesce(a.released_at, a.expires_at))
+        && tstzrange(b.acquired_at, coalesce(b.released_at, b.expires_at))
+     ORDER BY 1, 3, 5
+$$;
+
+COMMENT ON FUNCTION audit_leases() IS
+'Holdings of one worker id that overlap in time, from the lease records';
+
+CREATE FUNCTION audit_segments()
+RETURNS TABLE(tag text, event_a bigint, range_a int8range, node_a text,
+              event_b bigint, range_b int8range, node_b text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.tag, a.event_id, int8range(a.range_start, a.range_end), a.node,
+           b.event_id, int8range(b.range_start, b.range_end), b.node
+      FROM idgen.segment_events a
+      JOIN idgen.segment_events b
+        ON a.tag = b.tag AND a.event_id < b.event_id
+     WHERE a.kind = 'grant' AND b.kind = 'grant'
+       AND int8range(a.range_start, a.range_end) && int8range(b.range_start, b.range_end)
+     ORDER BY 1, 2, 5
+$$;
+
+COMMENT ON FUNCTION audit_segments() IS
+'Granted segment ranges of one tag that overlap, from the outbox';
 
 -- ---------------------------------------------------------------------------
 -- Monitoring
@@ -445,7 +675,20 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'idgen_stats'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
-CREATE VIEW stats AS SELECT * FROM stats();
+CREATE VIEW stats AS
+SELECT metric, labels, value, scope, help FROM stats()
+UNION ALL
+SELECT 'idgen_probe_runs_total', jsonb_build_object('table', p.tbl::text, 'column', p.col::text),
+       p.runs, 'database', 'Runs of the uniqueness probe on this column.'
+FROM probes p
+UNION ALL
+SELECT 'idgen_probe_duplicates_total', jsonb_build_object('table', p.tbl::text, 'column', p.col::text),
+       p.duplicates_found, 'database', 'Duplicate IDs the uniqueness probe has found on this column (summed over runs).'
+FROM probes p
+UNION ALL
+SELECT 'idgen_probe_ids_checked', jsonb_build_object('table', p.tbl::text, 'column', p.col::text),
+       coalesce(p.last_ids_checked, 0), 'database', 'IDs the last probe run checked on this column.'
+FROM probes p;
 
 COMMENT ON VIEW stats IS
 'idgen counters, one row per metric and label set, in the shape monitoring exporters scrape';
@@ -493,6 +736,13 @@ REVOKE EXECUTE ON FUNCTION segment_next(text), _segment_forget(text),
     segment_buffers() FROM PUBLIC;
 GRANT SELECT ON segments TO PUBLIC;
 GRANT EXECUTE ON FUNCTION segment_buffers() TO PUBLIC;
+
+-- Probes and audits: for the DBA (and roles the DBA grants them to).
+REVOKE ALL ON probes FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION probe_register(regclass, name, interval),
+    probe_unregister(regclass, name), probe_run(), _probe_lower_bound(probes),
+    audit_leases(), audit_segments() FROM PUBLIC;
+GRANT SELECT ON probe_status TO PUBLIC;
 
 -- Leases: only the roles nodes connect as (superusers, or roles the DBA
 -- grants these functions and tables to).

@@ -48,6 +48,8 @@ int			idgen_segment_burn_window_s = 60;
 int			idgen_segment_interleave_count = 1;
 int			idgen_segment_interleave_index = 0;
 
+int			idgen_probe_interval_s = 300;
+
 /* Days from 1970-01-01 to the given proleptic Gregorian date. */
 static int64
 days_from_civil(int y, int m, int d)
@@ -288,4 +290,11 @@ idgen_define_gucs(void)
 							&idgen_segment_interleave_index,
 							0, 0, 1023,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.probe_interval",
+							"How often the background worker runs the registered uniqueness probes; 0 turns the schedule off.",
+							NULL,
+							&idgen_probe_interval_s,
+							300, 0, 86400 * 7,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 }

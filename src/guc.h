@@ -39,6 +39,9 @@ extern int	idgen_segment_burn_window_s;
 extern int	idgen_segment_interleave_count;
 extern int	idgen_segment_interleave_index;
 
+/* Uniqueness probe */
+extern int	idgen_probe_interval_s;
+
 extern void idgen_define_gucs(void);
 extern bool idgen_parse_epoch(const char *text, int64 *unix_ms);
 

@@ -80,6 +80,7 @@ static char holder_identity[256];
 static int32 held_worker_id = -1;
 static int64 held_generation = 0;
 static int64 held_horizon_ms = 0;
+static int64 held_previous_floor_ms = 0;	/* the id's floor when we took it */
 
 static int
 lease_margin_s(void)
@@ -404,6 +405,7 @@ lease_acquire(LeaseCall *call)
 	in_use = pg_strtoint32(call->fields[4]);
 	capacity = pg_strtoint32(call->fields[5]);
 	held_horizon_ms = 0;
+	held_previous_floor_ms = previous_floor_ms;
 
 	/* start above everything the id's previous holders may have issued */
 	snowflake_publish_worker(held_worker_id, previous_floor_ms);
@@ -427,22 +429,35 @@ lease_acquire(LeaseCall *call)
 	return renew.ok;
 }
 
+/*
+ * Clean shutdown: stop issuing, then give the id back with the time floor
+ * actually reached instead of the lease's horizon, so that the next holder
+ * (often this node after a restart) need not wait for the horizon.  A call
+ * that passed its lease check just before the withdrawal can still raise
+ * the local floor by at most idgen.time_floor_reserve, which the reported
+ * floor allows for.
+ */
 static void
 lease_release_at_exit(int code, Datum arg)
 {
 	LeaseCall	call;
 	char	   *params[4];
+	int64		floor_ms;
 
 	if (held_worker_id < 0 || held_generation == 0)
 		return;
+	if (use_local)
+		AbortOutOfAnyTransaction();
 	lease_withdraw(LEASE_ACQUIRING, "released at shutdown");
+	floor_ms = Max(snowflake_durable_floor_ms() + idgen_time_floor_reserve_ms + 1000,
+				   held_previous_floor_ms);
+	floor_ms = Min(floor_ms, Max(held_horizon_ms, held_previous_floor_ms));
 	params[0] = psprintf("%d", held_worker_id);
 	params[1] = psprintf("%lld", (long long) held_generation);
 	params[2] = holder_identity;
-	params[3] = psprintf("%lld", (long long) held_horizon_ms);
-	if (!use_local)
-		lease_call("SELECT idgen.lease_release($1::int, $2::bigint, $3, $4::bigint)",
-				   4, (const char *const *) params, &call);
+	params[3] = psprintf("%lld", (long long) floor_ms);
+	lease_call("SELECT idgen.lease_release($1::int, $2::bigint, $3, $4::bigint)",
+			   4, (const char *const *) params, &call);
 	lease_disconnect();
 }
 

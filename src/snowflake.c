@@ -388,6 +388,13 @@ snowflake_withdraw_worker(void)
 	pg_atomic_write_u32(&snowflake_shared->worker_id, SNOWFLAKE_NO_WORKER);
 }
 
+/* The durable floor, Unix ms: nothing above it has been issued. */
+int64
+snowflake_durable_floor_ms(void)
+{
+	return (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms);
+}
+
 /*
  * Raise the durable floor so that a tick starting at needed_ms may be
  * issued.  With must_wait false, give up at once if another process is
@@ -484,7 +491,7 @@ snowflake_clock_behind(uint64 last_tick, int64 now_ms)
 		ereport(ERROR,
 				(errcode(IDGEN_ERRCODE_TIME_FLOOR),
 				 errmsg("refusing to generate Snowflake IDs: the clock is behind the durable time floor"),
-				 errdetail("The clock is %lld ms behind %s, the highest time this server may already have issued before it restarted.",
+				 errdetail("The clock is %lld ms behind %s, the highest time that may already have been issued with this worker id (by this server before it restarted, or by the id's previous lease holder).",
 						   (long long) behind_ms,
 						   timestamptz_to_str(tick_to_timestamptz(last_tick))),
 				 errhint("Check the system clock. IDs resume by themselves once the clock passes the floor.")));

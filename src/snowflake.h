@@ -26,6 +26,7 @@ extern void snowflake_current_layout(IdgenLayout *layout);
 extern void snowflake_replay_floor(const IdgenFloorRecord *rec);
 extern void snowflake_publish_worker(int32 worker_id, int64 previous_floor_ms);
 extern void snowflake_withdraw_worker(void);
+extern int64 snowflake_durable_floor_ms(void);
 extern void snowflake_status(int32 *worker_id, int64 *last_issued_ms,
 							 int64 *floor_ms, bool *issued, const char **problem);
 

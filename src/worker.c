@@ -7,7 +7,8 @@
  * runs none), connected to the database named by idgen.database.  Today it
  * grants segment ranges (segment.c, segment_grant.c): it sleeps on its
  * latch, which callers set when a tag needs a range, and looks at every tag
- * once a second in case a wake-up was missed.  Its session runs with
+ * once a second in case a wake-up was missed.  Every idgen.probe_interval
+ * seconds it runs the registered uniqueness probes (idgen.probe_run()).  Its session runs with
  * synchronous_commit = on regardless of the server's setting, because the
  * grants it commits protect uniqueness across crashes.
  *
@@ -15,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -23,8 +26,10 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 
+#include "clock.h"
 #include "guc.h"
 #include "segment.h"
 #include "worker.h"
@@ -47,9 +52,47 @@ idgen_register_worker(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/* Run the uniqueness probes in a transaction of their own; log failures. */
+static void
+worker_run_probes(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "idgen: running uniqueness probes");
+		if (SPI_execute("SELECT count(*) FROM idgen.probe_run()", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "idgen: could not run the uniqueness probes");
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("idgen worker: uniqueness probes failed: %s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
 void
 idgen_worker_main(Datum main_arg)
 {
+	int64		next_probe_ns = 0;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -78,5 +121,20 @@ idgen_worker_main(Datum main_arg)
 		}
 
 		segment_worker_serve();
+
+		if (idgen_probe_interval_s > 0)
+		{
+			int64		now = idgen_monotonic_ns();
+
+			if (next_probe_ns == 0)
+				next_probe_ns = now + (int64) idgen_probe_interval_s * 1000000000;
+			else if (now >= next_probe_ns)
+			{
+				worker_run_probes();
+				next_probe_ns = idgen_monotonic_ns() + (int64) idgen_probe_interval_s * 1000000000;
+			}
+		}
+		else
+			next_probe_ns = 0;
 	}
 }
