@@ -23,6 +23,14 @@ LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION uuidv7(timestamptz) IS
 'RFC 9562 version 7 UUID for the given time, with random bits (for backfills and range bounds)';
 
+CREATE FUNCTION uuidv7_min(ts timestamptz)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'idgen_uuidv7_min'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION uuidv7_min(timestamptz) IS
+'Smallest UUIDv7 idgen.uuidv7() can issue at or after ts, for range scans: WHERE id >= idgen.uuidv7_min(...)';
+
 CREATE FUNCTION uuidv7_time(u uuid)
 RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'idgen_uuidv7_time'
@@ -539,8 +547,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     since timestamptz := now() - p."window";
-    ms    bigint;
-    h     text;
 BEGIN
     IF p.kind = 'snowflake' THEN
         BEGIN
@@ -549,9 +555,7 @@ BEGIN
             RETURN '0';
         END;
     ELSIF p.kind = 'uuidv7' THEN
-        ms := greatest(floor(extract(epoch FROM since) * 1000), 0)::bigint;
-        h := lpad(to_hex(ms), 12, '0');
-        RETURN substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7000-8000-000000000000';
+        RETURN idgen.uuidv7_min(greatest(since, '1970-01-01 00:00:00+00'))::text;
     ELSE
         RETURN coalesce(p.high_water, -9223372036854775808)::text;
     END IF;
@@ -723,7 +727,7 @@ COMMENT ON VIEW status IS
 -- ---------------------------------------------------------------------------
 
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
-GRANT EXECUTE ON FUNCTION uuidv7(), uuidv7(timestamptz), uuidv7_time(uuid),
+GRANT EXECUTE ON FUNCTION uuidv7(), uuidv7(timestamptz), uuidv7_min(timestamptz), uuidv7_time(uuid),
     snowflake_next(), snowflake_decode(bigint), snowflake_min(timestamptz),
     bit_budget(), stats(), status() TO PUBLIC;
 GRANT SELECT ON stats, status TO PUBLIC;

@@ -8,8 +8,8 @@
  * Counting every issued ID with a shared atomic would bounce a cache line
  * between the CPUs on the hot path, so issued IDs are first counted in
  * backend-local memory and folded into the shared array every
- * IDGEN_STATS_FLUSH_EVERY IDs and at the end of every transaction (commit or
- * abort).  Rare events (waits, refusals, time-floor writes) go straight to
+ * IDGEN_STATS_FLUSH_EVERY IDs and at the end of every transaction (commit,
+ * abort or prepare).  Rare events (waits, refusals, time-floor writes) go straight to
  * shared memory.
  *
  * Without shared_preload_libraries there is no shared memory: the counters
@@ -135,6 +135,7 @@ static void
 stats_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_PARALLEL_ABORT)
 		stats_flush_pending();

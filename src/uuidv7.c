@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * uuidv7.c
- *	  RFC 9562 UUIDv7: idgen.uuidv7(), idgen.uuidv7(timestamptz) and
- *	  idgen.uuidv7_time(uuid).
+ *	  RFC 9562 UUIDv7: idgen.uuidv7(), idgen.uuidv7(timestamptz),
+ *	  idgen.uuidv7_min(timestamptz) and idgen.uuidv7_time(uuid).
  *
  * Layout (big-endian, 128 bits):
  *
@@ -182,36 +182,25 @@ Datum
 idgen_uuidv7(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+	uint64		random = idgen_random_u64();	/* may refill: before the clock */
 	uint64		position = uuidv7_next_position();
 	uint64		counter = position & ((1 << UUIDV7_COUNTER_BITS) - 1);
 	uint64		fraction = (position >> UUIDV7_COUNTER_BITS) &
 		((1 << UUIDV7_FRACTION_BITS) - 1);
 	uint64		ms = position >> (UUIDV7_COUNTER_BITS + UUIDV7_FRACTION_BITS);
 	uint64		rand_b = (counter << UUIDV7_RANDOM_BITS) |
-		(idgen_random_u64() & ((UINT64CONST(1) << UUIDV7_RANDOM_BITS) - 1));
+		(random & ((UINT64CONST(1) << UUIDV7_RANDOM_BITS) - 1));
 
 	uuidv7_pack(uuid, ms, (uint32) fraction, rand_b);
 	idgen_count_issued(IDGEN_C_UUIDV7_ISSUED);
 	PG_RETURN_UUID_P(uuid);
 }
 
-PG_FUNCTION_INFO_V1(idgen_uuidv7_at);
-
-/*
- * idgen.uuidv7(ts timestamptz) RETURNS uuid
- *
- * A version 7 UUID for the given time: for backfills and for range bounds.
- * The fraction is rounded up so that uuidv7_time() gives back the same
- * microsecond; all 62 bits of rand_b are random.
- */
-Datum
-idgen_uuidv7_at(PG_FUNCTION_ARGS)
+/* Unix microseconds of a timestamptz that a UUIDv7 can hold, or an error. */
+static int64
+uuidv7_checked_unix_us(TimestampTz ts)
 {
-	TimestampTz ts = PG_GETARG_TIMESTAMPTZ(0);
-	pg_uuid_t  *uuid;
 	int64		unix_us;
-	uint64		ms;
-	uint32		fraction;
 
 	if (TIMESTAMP_NOT_FINITE(ts))
 		ereport(ERROR,
@@ -226,12 +215,48 @@ idgen_uuidv7_at(PG_FUNCTION_ARGS)
 				 errmsg("timestamp out of range for UUIDv7: \"%s\"",
 						timestamptz_to_str(ts)),
 				 errdetail("A UUIDv7 holds 48 bits of milliseconds since 1970-01-01 00:00:00 UTC, which covers times up to the year 10889.")));
+	return unix_us;
+}
 
-	ms = (uint64) (unix_us / 1000);
+PG_FUNCTION_INFO_V1(idgen_uuidv7_at);
+
+/*
+ * idgen.uuidv7(ts timestamptz) RETURNS uuid
+ *
+ * A version 7 UUID for the given time, for backfills.  The fraction is
+ * rounded up so that uuidv7_time() gives back the same microsecond; all 62
+ * bits of rand_b are random.
+ */
+Datum
+idgen_uuidv7_at(PG_FUNCTION_ARGS)
+{
+	int64		unix_us = uuidv7_checked_unix_us(PG_GETARG_TIMESTAMPTZ(0));
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+	uint32		fraction;
+
 	fraction = (uint32) (((unix_us % 1000) << UUIDV7_FRACTION_BITS) + 999) / 1000;
+	uuidv7_pack(uuid, (uint64) (unix_us / 1000), fraction, idgen_random_u64());
+	PG_RETURN_UUID_P(uuid);
+}
 
-	uuid = palloc(sizeof(pg_uuid_t));
-	uuidv7_pack(uuid, ms, fraction, idgen_random_u64());
+PG_FUNCTION_INFO_V1(idgen_uuidv7_min);
+
+/*
+ * idgen.uuidv7_min(ts timestamptz) RETURNS uuid
+ *
+ * The smallest UUIDv7 that idgen.uuidv7() can issue at or after ts: the
+ * fraction rounded down and every bit after it zero.  For range scans:
+ * WHERE id >= idgen.uuidv7_min(now() - interval '1 hour').
+ */
+Datum
+idgen_uuidv7_min(PG_FUNCTION_ARGS)
+{
+	int64		unix_us = uuidv7_checked_unix_us(PG_GETARG_TIMESTAMPTZ(0));
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+	uint32		fraction;
+
+	fraction = (uint32) (((unix_us % 1000) << UUIDV7_FRACTION_BITS) / 1000);
+	uuidv7_pack(uuid, (uint64) (unix_us / 1000), fraction, 0);
 	PG_RETURN_UUID_P(uuid);
 }
 
