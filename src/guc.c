@@ -133,9 +133,81 @@ assign_epoch(const char *newval, void *extra)
 		idgen_epoch_ms = ms;
 }
 
+/*
+ * PostgreSQL applies a preloaded library's settings from postgresql.conf
+ * with only a WARNING when a value is invalid, and falls back to the
+ * default.  For the Snowflake layout that would silently record a layout
+ * the DBA did not ask for, so idgen refuses to start instead.
+ */
+typedef struct LayoutSetting
+{
+	const char *name;
+	int			unit_flags;		/* 0 for the epoch (a string) */
+	int		   *int_variable;
+	char	   *given;			/* value from the configuration, if any */
+} LayoutSetting;
+
+static LayoutSetting layout_settings[] = {
+	{"idgen.worker_id", 0, &idgen_worker_id, NULL},
+	{"idgen.epoch", 0, NULL, NULL},
+	{"idgen.timestamp_bits", 0, &idgen_timestamp_bits, NULL},
+	{"idgen.worker_bits", 0, &idgen_worker_bits, NULL},
+	{"idgen.sequence_bits", 0, &idgen_sequence_bits, NULL},
+	{"idgen.tick", GUC_UNIT_MS, &idgen_tick_ms, NULL},
+};
+
+static void
+remember_layout_settings(void)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(layout_settings); i++)
+	{
+		const char *given = GetConfigOption(layout_settings[i].name, true, false);
+
+		layout_settings[i].given = given ? pstrdup(given) : NULL;
+	}
+}
+
+static void
+require_layout_settings_applied(void)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(layout_settings); i++)
+	{
+		LayoutSetting *ls = &layout_settings[i];
+		bool		applied;
+
+		if (ls->given == NULL)
+			continue;
+		if (ls->int_variable)
+		{
+			int			value;
+
+			applied = parse_int(ls->given, &value, ls->unit_flags, NULL) &&
+				value == *ls->int_variable;
+		}
+		else
+		{
+			int64		ms;
+
+			applied = idgen_parse_epoch(ls->given, &ms) && ms == idgen_epoch_ms;
+		}
+		if (!applied)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for parameter \"%s\": \"%s\"", ls->name, ls->given),
+					 errdetail("idgen does not start with a Snowflake layout setting it cannot apply: IDs of an unintended layout could collide with others."),
+					 errhint("Correct the setting in postgresql.conf; see the warning above for what is wrong with it.")));
+	}
+}
+
 void
 idgen_define_gucs(void)
 {
+	remember_layout_settings();
+
 	DefineCustomIntVariable("idgen.worker_id",
 							"Worker id embedded in Snowflake IDs; -1 means leased from the coordinator.",
 							"A value of 0 or more is a static worker id; it must fit in idgen.worker_bits.",
@@ -206,6 +278,8 @@ idgen_define_gucs(void)
 							 &idgen_require_clock_sync,
 							 false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	require_layout_settings_applied();
 
 	DefineCustomStringVariable("idgen.coordinator",
 							   "libpq connection string of the PostgreSQL server holding the worker-id leases; empty means this server.",
