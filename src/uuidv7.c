@@ -37,7 +37,11 @@
  *
  * With shared_preload_libraries the last position is a 64-bit atomic in
  * shared memory updated by compare-and-swap, so IDs are strictly increasing
- * across every backend of the server.  Without it (CREATE EXTENSION on a
+ * across every backend of the server.  A clean shutdown saves it to
+ * IDGEN_UUIDV7_FILE and the next start continues from it, so the order also
+ * survives a restart with the clock set back; after a crash the order
+ * restarts from the clock (uniqueness rests on the random bits, as always;
+ * we do not fsync on the UUIDv7 path).  Without it (CREATE EXTENSION on a
  * managed server), the position is per backend: IDs are strictly increasing
  * within each backend, and unique across backends through the 52 random
  * bits.
@@ -47,10 +51,14 @@
 #include "postgres.h"
 
 #include <time.h>
+#include <unistd.h>
 
 #include "fmgr.h"
 #include "port/pg_bswap.h"
 #include "port/atomics.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -81,6 +89,10 @@ typedef struct Uuidv7SharedState
 
 static Uuidv7SharedState *uuidv7_shared = NULL;
 
+/* Where a clean shutdown leaves the last position (in the data directory). */
+#define IDGEN_UUIDV7_FILE		"idgen_uuidv7.state"
+#define IDGEN_UUIDV7_TEMP_FILE	IDGEN_UUIDV7_FILE ".tmp"
+
 /* Per-backend position, used when the library is not preloaded. */
 static uint64 backend_last_position = 0;
 
@@ -93,16 +105,52 @@ uuidv7_shmem_size(void)
 	return sizeof(Uuidv7SharedState);
 }
 
+/* At clean postmaster shutdown, save the last position for the next start. */
+static void
+uuidv7_shmem_exit(int code, Datum arg)
+{
+	uint64		position;
+	FILE	   *file;
+
+	if (code != 0 || uuidv7_shared == NULL)
+		return;
+	position = pg_atomic_read_u64(&uuidv7_shared->last_position);
+	file = AllocateFile(IDGEN_UUIDV7_TEMP_FILE, PG_BINARY_W);
+	if (file == NULL)
+		return;
+	if (fwrite(&position, sizeof(position), 1, file) != 1 || FreeFile(file) != 0)
+	{
+		unlink(IDGEN_UUIDV7_TEMP_FILE);
+		return;
+	}
+	(void) durable_rename(IDGEN_UUIDV7_TEMP_FILE, IDGEN_UUIDV7_FILE, LOG);
+}
+
 /* Called with AddinShmemInitLock held. */
 void
 uuidv7_shmem_init(void)
 {
 	bool		found;
+	uint64		position = 0;
+	FILE	   *file;
 
 	uuidv7_shared = ShmemInitStruct("idgen uuidv7", sizeof(Uuidv7SharedState),
 									&found);
-	if (!found)
-		pg_atomic_init_u64(&uuidv7_shared->last_position, 0);
+	if (found)
+		return;
+
+	/* continue from a clean shutdown's position, then forget it */
+	file = AllocateFile(IDGEN_UUIDV7_FILE, PG_BINARY_R);
+	if (file != NULL)
+	{
+		if (fread(&position, sizeof(position), 1, file) != 1)
+			position = 0;
+		FreeFile(file);
+		unlink(IDGEN_UUIDV7_FILE);
+	}
+	pg_atomic_init_u64(&uuidv7_shared->last_position, position);
+	if (!IsUnderPostmaster)
+		on_shmem_exit(uuidv7_shmem_exit, (Datum) 0);
 }
 
 /* Position of the current clock reading, counter 0. */
