@@ -722,6 +722,20 @@ CREATE VIEW status AS SELECT * FROM status();
 COMMENT ON VIEW status IS
 'Operational state of this server: worker id and its lease, time floor, clock discipline';
 
+COMMENT ON FUNCTION stats() IS 'Counters behind the idgen.stats view';
+COMMENT ON FUNCTION status() IS 'One row of operational state behind the idgen.status view';
+COMMENT ON FUNCTION segment_buffers() IS 'Ranges this server has buffered per segment tag (behind idgen.segments)';
+COMMENT ON FUNCTION _segment_forget(text) IS 'Internal: forget a dropped tag''s buffered ranges';
+COMMENT ON FUNCTION probe_unregister(regclass, name) IS 'Remove a uniqueness probe';
+COMMENT ON FUNCTION _probe_lower_bound(probes) IS 'Internal: the lower bound of a probe''s scan';
+COMMENT ON FUNCTION lease_acquire(text, integer, integer, integer, integer, integer, bigint,
+                                  integer, integer, integer, integer) IS
+'Coordinator side, called by nodes'' lease workers: lease a free (or the static) worker id';
+COMMENT ON FUNCTION lease_renew(integer, bigint, text, integer, bigint) IS
+'Coordinator side: extend a lease and record its time horizon';
+COMMENT ON FUNCTION lease_release(integer, bigint, text, bigint) IS
+'Coordinator side: give a lease back at clean shutdown with the floor actually reached';
+
 -- ---------------------------------------------------------------------------
 -- Privileges: generators and read-only views for everyone.
 -- ---------------------------------------------------------------------------
