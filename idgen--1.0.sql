@@ -453,6 +453,7 @@ CREATE TABLE probes (
     "window"         interval NOT NULL CHECK ("window" > interval '0'),
     kind             text NOT NULL CHECK (kind IN ('snowflake', 'uuidv7', 'segment')),
     indexed          boolean NOT NULL,
+    segment_tag      text,                -- segment probes: the tag in the column's default
     high_water       bigint,              -- segment probes: largest value seen by the last run
     registered_at    timestamptz NOT NULL DEFAULT now(),
     last_run_at      timestamptz,
@@ -475,6 +476,7 @@ DECLARE
     typ      regtype;
     dflt     text;
     k        text;
+    seg      text;
     has_idx  boolean;
 BEGIN
     IF tbl IS NULL OR col IS NULL THEN
@@ -496,8 +498,18 @@ BEGIN
     ELSIF typ = 'bigint'::regtype THEN
         IF dflt LIKE '%segment_next%' THEN
             k := 'segment';
+            seg := replace(substring(dflt FROM $re$segment_next\('((?:[^']|'')+)'$re$), '''''', '''');
+            IF seg IS NULL THEN
+                RAISE WARNING 'could not tell which segment tag column "%" of % uses', col, tbl
+                    USING DETAIL = 'The probe checks only numbers above the high-water mark of its last run, not ranges granted again below it.';
+            END IF;
         ELSE
             k := 'snowflake';
+            IF dflt IS NULL OR dflt NOT LIKE '%snowflake_next%' THEN
+                RAISE WARNING 'column "%" of % has no idgen.snowflake_next() default; the probe treats its values as Snowflake IDs', col, tbl
+                    USING DETAIL = 'Each run checks the values at or above idgen.snowflake_min(now() - window); values that are not Snowflake IDs of this layout may fall outside that bound and go unchecked.',
+                          HINT = 'For segment numbers, give the column DEFAULT idgen.segment_next(tag) before registering.';
+            END IF;
         END IF;
     ELSE
         RAISE EXCEPTION 'cannot probe column "%" of type %', col, typ
@@ -515,10 +527,11 @@ BEGIN
             USING DETAIL = 'The probe still finds every duplicate, but each run reads the whole table instead of only the window.',
                   HINT = format('CREATE INDEX ON %s (%I);', tbl, col);
     END IF;
-    INSERT INTO idgen.probes (tbl, col, "window", kind, indexed)
-    VALUES (tbl, col, "window", k, has_idx)
+    INSERT INTO idgen.probes (tbl, col, "window", kind, indexed, segment_tag)
+    VALUES (tbl, col, "window", k, has_idx, seg)
     ON CONFLICT ON CONSTRAINT probes_pkey DO UPDATE
-       SET "window" = EXCLUDED."window", kind = EXCLUDED.kind, indexed = EXCLUDED.indexed;
+       SET "window" = EXCLUDED."window", kind = EXCLUDED.kind, indexed = EXCLUDED.indexed,
+           segment_tag = EXCLUDED.segment_tag;
 END;
 $$;
 
@@ -572,45 +585,75 @@ DECLARE
     p        idgen.probes;
     started  timestamptz;
     dup      record;
-    shown    integer;
     maxval   bigint;
+    ranges   int8range[];
+    scan     text;          -- SELECT tid, v FROM <the rows the probe reads>
 BEGIN
-    FOR p IN SELECT * FROM idgen.probes ORDER BY probes.tbl::text, probes.col LOOP
-        started := clock_timestamp();
-        tbl := p.tbl;
-        col := p.col;
-        kind := p.kind;
-        lower_bound := idgen._probe_lower_bound(p);
-        -- Every row whose value is at or above the bound is read through the
-        -- index: a new ID repeating an old one has the old one's value, so
-        -- both are in range.  A plain SELECT: no lock stronger than writers'.
-        EXECUTE format('SELECT count(*), count(*) FILTER (WHERE n > 1) FROM'
-                       ' (SELECT %1$I AS v, count(*) AS n FROM %2$s WHERE %1$I >= $1::%3$s GROUP BY %1$I) s',
-                       p.col, p.tbl, CASE WHEN p.kind = 'uuidv7' THEN 'uuid' ELSE 'bigint' END)
-           INTO ids_checked, duplicates USING lower_bound;
-        shown := 0;
-        IF duplicates > 0 THEN
-            FOR dup IN EXECUTE format('SELECT %1$I::text AS v, count(*) AS n FROM %2$s WHERE %1$I >= $1::%3$s'
-                                      ' GROUP BY %1$I HAVING count(*) > 1 ORDER BY %1$I LIMIT 10',
-                                      p.col, p.tbl, CASE WHEN p.kind = 'uuidv7' THEN 'uuid' ELSE 'bigint' END)
-                       USING lower_bound LOOP
-                RAISE WARNING 'idgen probe: duplicate ID % appears % times in %.%', dup.v, dup.n, p.tbl, p.col
-                    USING HINT = 'Find the rows with this ID and how they were generated; see idgen.audit_leases() and idgen.audit_segments().';
-                shown := shown + 1;
-            END LOOP;
+    FOR p IN SELECT * FROM idgen.probes ORDER BY probes.tbl::oid, probes.col LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.tbl) THEN
+            DELETE FROM idgen.probes q WHERE q.tbl = p.tbl AND q.col = p.col;
+            RAISE WARNING 'idgen probe: the table with OID % no longer exists; its probe on column "%" is removed',
+                p.tbl::oid, p.col;
+            CONTINUE;
         END IF;
-        IF p.kind = 'segment' THEN
-            EXECUTE format('SELECT max(%1$I) FROM %2$s WHERE %1$I >= $1::bigint', p.col, p.tbl)
-               INTO maxval USING lower_bound;
-        END IF;
-        duration_ms := extract(epoch FROM clock_timestamp() - started) * 1000;
-        UPDATE idgen.probes q
-           SET last_run_at = now(), last_ids_checked = probe_run.ids_checked,
-               last_duplicates = probe_run.duplicates, last_duration_ms = probe_run.duration_ms,
-               runs = q.runs + 1, duplicates_found = q.duplicates_found + probe_run.duplicates,
-               high_water = CASE WHEN q.kind = 'segment' THEN coalesce(maxval, q.high_water) ELSE q.high_water END
-         WHERE q.tbl = p.tbl AND q.col = p.col;
-        RETURN NEXT;
+        BEGIN
+            started := clock_timestamp();
+            tbl := p.tbl;
+            col := p.col;
+            kind := p.kind;
+            lower_bound := idgen._probe_lower_bound(p);
+            -- Every row whose value is at or above the bound is read through
+            -- the index: a new ID repeating an old one has the old one's
+            -- value, so both are in range.  Segment numbers carry no time:
+            -- the probe reads what lies at or above its last high-water mark
+            -- and every range the outbox shows granted within the window (a
+            -- range granted again after a failover or restore is recent).
+            -- Plain SELECTs only: no lock stronger than writers' own.
+            IF p.kind = 'segment' THEN
+                ranges := ARRAY(SELECT int8range(e.range_start, e.range_end)
+                                  FROM idgen.segment_events e
+                                 WHERE e.tag = p.segment_tag AND e.kind = 'grant'
+                                   AND e.at >= now() - p."window");
+                scan := format('SELECT DISTINCT t.tid, t.v FROM'
+                               ' (SELECT unnest($2::int8range[]) AS r'
+                               '  UNION ALL SELECT int8range($1::bigint, NULL)) b,'
+                               ' LATERAL (SELECT ctid AS tid, %1$I AS v FROM %2$s'
+                               '          WHERE %1$I >= lower(b.r)'
+                               '            AND (upper_inf(b.r) OR %1$I < upper(b.r))) t',
+                               p.col, p.tbl);
+            ELSE
+                ranges := NULL;
+                scan := format('SELECT ctid AS tid, %1$I AS v FROM %2$s WHERE %1$I >= $1::%3$s',
+                               p.col, p.tbl, CASE WHEN p.kind = 'uuidv7' THEN 'uuid' ELSE 'bigint' END);
+            END IF;
+            EXECUTE format('SELECT count(*), count(*) FILTER (WHERE n > 1) FROM'
+                           ' (SELECT v, count(*) AS n FROM (%s) s GROUP BY v) g', scan)
+               INTO ids_checked, duplicates USING lower_bound, ranges;
+            IF duplicates > 0 THEN
+                FOR dup IN EXECUTE format('SELECT v::text AS v, count(*) AS n FROM (%s) s'
+                                          ' GROUP BY v HAVING count(*) > 1 ORDER BY v LIMIT 10', scan)
+                           USING lower_bound, ranges LOOP
+                    RAISE WARNING 'idgen probe: duplicate ID % appears % times in %.%', dup.v, dup.n, p.tbl, p.col
+                        USING HINT = 'Find the rows with this ID and how they were generated; see idgen.audit_leases() and idgen.audit_segments().';
+                END LOOP;
+            END IF;
+            IF p.kind = 'segment' THEN
+                EXECUTE format('SELECT max(%1$I) FROM %2$s WHERE %1$I >= $1::bigint', p.col, p.tbl)
+                   INTO maxval USING lower_bound;
+            END IF;
+            duration_ms := extract(epoch FROM clock_timestamp() - started) * 1000;
+            UPDATE idgen.probes q
+               SET last_run_at = now(), last_ids_checked = probe_run.ids_checked,
+                   last_duplicates = probe_run.duplicates, last_duration_ms = probe_run.duration_ms,
+                   runs = q.runs + 1, duplicates_found = q.duplicates_found + probe_run.duplicates,
+                   high_water = CASE WHEN q.kind = 'segment' THEN coalesce(maxval, q.high_water) ELSE q.high_water END
+             WHERE q.tbl = p.tbl AND q.col = p.col;
+            RETURN NEXT;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken probe (a dropped column, a lock timeout) must not
+            -- stop the others
+            RAISE WARNING 'idgen probe on %.% failed: %', p.tbl, p.col, SQLERRM;
+        END;
     END LOOP;
 END;
 $$;
@@ -639,6 +682,9 @@ AS $$
       FROM idgen.lease_history a
       JOIN idgen.lease_history b
         ON a.worker_id = b.worker_id AND a.generation < b.generation
+       -- a node that restarts retakes its own id at once; its earlier
+       -- holding shares its data directory and state: not a collision
+       AND a.holder <> b.holder
      WHERE tstzrange(a.acquired_at, coalesce(a.released_at, a.expires_at))
         && tstzrange(b.acquired_at, coalesce(b.released_at, b.expires_at))
      ORDER BY 1, 3, 5
