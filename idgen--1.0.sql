@@ -96,7 +96,7 @@ CREATE TABLE segment_alloc (
     next_value      bigint NOT NULL,            -- next number never granted
     step            integer NOT NULL CHECK (step > 0),  -- the tag's (minimum) step
     current_step    bigint NOT NULL CHECK (current_step > 0),  -- step in use
-    last_timeline   integer NOT NULL DEFAULT 0, -- timeline of the last grant
+    last_timeline   integer NOT NULL,           -- timeline of the last grant (or the create)
     last_grant_at   timestamptz,
     rate_per_second float8,                     -- observed at the last grant
     grants          bigint NOT NULL DEFAULT 0,
@@ -138,6 +138,22 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION segment_next(text) IS
 'Next number of a segment tag: increasing across the server, never handed out twice, gaps possible';
 
+CREATE FUNCTION _current_timeline()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'idgen_current_timeline'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION _current_timeline() IS 'Internal: the timeline this primary writes WAL on';
+
+CREATE FUNCTION _segment_exists(tag text)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT EXISTS (SELECT 1 FROM idgen.segment_alloc a WHERE a.tag = _segment_exists.tag) $$;
+
+COMMENT ON FUNCTION _segment_exists(text) IS 'Internal: whether a segment tag exists (for segment_next at the tag limit)';
+
 CREATE FUNCTION _segment_forget(tag text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'idgen_segment_forget'
@@ -173,15 +189,15 @@ BEGIN
                   DETAIL = 'The start must be at least 0 and leave room for one step below the largest bigint.';
     END IF;
     BEGIN
-        INSERT INTO idgen.segment_alloc (tag, start_value, next_value, step, current_step)
-        VALUES (tag, start, start, step, step);
+        INSERT INTO idgen.segment_alloc (tag, start_value, next_value, step, current_step, last_timeline)
+        VALUES (tag, start, start, step, step, idgen._current_timeline());
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'segment tag "%" already exists', tag
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Use the existing tag, or drop it first with idgen.segment_drop().';
     END;
     INSERT INTO idgen.segment_events (tag, kind, range_start, range_end, node, timeline)
-    VALUES (tag, 'create', start, start, 'sql', 0);
+    VALUES (tag, 'create', start, start, 'sql', idgen._current_timeline());
 END;
 $$;
 
@@ -795,7 +811,7 @@ GRANT SELECT ON stats, status TO PUBLIC;
 -- Segments: numbers only for roles the DBA grants; tags managed by
 -- superusers or roles granted segment_create/segment_drop.
 REVOKE ALL ON segment_alloc, segment_events FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION segment_next(text), _segment_forget(text),
+REVOKE EXECUTE ON FUNCTION segment_next(text), _segment_forget(text), _current_timeline(),
     segment_create(text, bigint, integer), segment_drop(text),
     segment_buffers() FROM PUBLIC;
 GRANT SELECT ON segments TO PUBLIC;

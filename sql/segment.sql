@@ -365,14 +365,16 @@ DROP ROLE regress_segment_user;
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
 FROM pg_proc p
-WHERE p.pronamespace = 'idgen'::regnamespace AND p.proname LIKE '%segment%'
+WHERE p.pronamespace = 'idgen'::regnamespace
+  AND p.proname IN ('segment_next', 'segment_create', 'segment_drop',
+                    'segment_buffers', '_segment_forget')
 ORDER BY p.oid::regprocedure::text;
 SELECT c.relname,
        has_table_privilege('public', c.oid, 'SELECT') AS public_select,
        has_table_privilege('public', c.oid, 'UPDATE') AS public_update
 FROM pg_class c
-WHERE c.relnamespace = 'idgen'::regnamespace AND c.relname LIKE 'segment%'
-  AND c.relkind IN ('r', 'v')
+WHERE c.relnamespace = 'idgen'::regnamespace
+  AND c.relname IN ('segment_alloc', 'segment_events', 'segments')
 ORDER BY c.relname;
 
 --

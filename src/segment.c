@@ -29,6 +29,9 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -151,6 +154,33 @@ segment_slot_init(SegmentSlot *slot)
 	ConditionVariableInit(&slot->cv);
 }
 
+/*
+ * With every slot taken, an unknown tag should still say so rather than
+ * report the limit: ask the table (through a SECURITY DEFINER function, as
+ * callers need not be able to read it).
+ */
+static void
+segment_require_known_tag(const char *key)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	bool		exists;
+
+	values[0] = CStringGetTextDatum(key);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT idgen._segment_exists($1)", 1, types, values,
+							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "idgen: could not look up segment tag");
+	exists = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (!exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("segment tag \"%s\" does not exist", key),
+				 errhint("Create the tag with idgen.segment_create().")));
+}
+
 /* Find or create the slot of a tag. */
 static SegmentSlot *
 segment_lookup(const char *key)
@@ -170,10 +200,16 @@ segment_lookup(const char *key)
 	if (slot == NULL)
 	{
 		LWLockAcquire(lock, LW_EXCLUSIVE);
-		slot = hash_search(segment_hash, key, HASH_ENTER_NULL, &found);
+		/* shared hash tables grow into spare shared memory: enforce the limit */
+		slot = hash_search(segment_hash, key, HASH_FIND, NULL);
+		if (slot == NULL && hash_get_num_entries(segment_hash) < idgen_segment_max_tags)
+			slot = hash_search(segment_hash, key, HASH_ENTER_NULL, &found);
+		else
+			found = (slot != NULL);
 		if (slot == NULL)
 		{
 			LWLockRelease(lock);
+			segment_require_known_tag(key);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("too many segment tags in use"),
@@ -232,12 +268,74 @@ segment_switch(SegmentSlot *slot)
  * range, or ask the worker for one and wait.  Returns once a caller may try
  * the fast path again.
  */
+/*
+ * Sleep until the worker has granted a range for this slot, it reports a
+ * failure, the tag is dropped, or idgen.segment_wait_timeout passes.
+ */
+static void
+segment_wait_for_range(SegmentSlot *slot, const char *key, uint64 observed_end,
+					   uint32 error_seq)
+{
+	int64		deadline_ns = idgen_monotonic_ns() +
+		(int64) idgen_segment_wait_timeout_ms * 1000000;
+
+	ConditionVariablePrepareToSleep(&slot->cv);
+	for (;;)
+	{
+		bool		done = false;
+		int			code = 0;
+		char		message[sizeof(slot->error_message)];
+		int64		remaining_ns;
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->generation == 0)
+			code = ERRCODE_UNDEFINED_OBJECT;
+		else if (slot->error_seq != error_seq)
+		{
+			code = slot->error_code;
+			strlcpy(message, slot->error_message, sizeof(message));
+		}
+		else if (pg_atomic_read_u64(&slot->cur_end) != observed_end || slot->has_next)
+			done = true;
+		SpinLockRelease(&slot->mutex);
+
+		if (done)
+			return;
+		if (code == ERRCODE_UNDEFINED_OBJECT)
+		{
+			segment_remove(key);
+			ereport(ERROR,
+					(errcode(code),
+					 errmsg("segment tag \"%s\" does not exist", key),
+					 errhint("Create the tag with idgen.segment_create().")));
+		}
+		if (code)
+			ereport(ERROR,
+					(errcode(code),
+					 errmsg("could not get a range for segment tag \"%s\"", key),
+					 errdetail("idgen's background worker failed to grant one: %s", message)));
+
+		remaining_ns = deadline_ns - idgen_monotonic_ns();
+		if (remaining_ns <= 0)
+		{
+			idgen_count_event(IDGEN_C_SEGMENT_WAIT_TIMEOUTS);
+			ereport(ERROR,
+					(errcode(IDGEN_ERRCODE_SEGMENT_UNAVAILABLE),
+					 errmsg("timed out waiting for a range for segment tag \"%s\"", key),
+					 errdetail("Both buffers of the tag were empty and no range was granted within idgen.segment_wait_timeout (%d ms).",
+							   idgen_segment_wait_timeout_ms),
+					 errhint("Check that the idgen worker is running (pg_stat_activity, backend_type 'idgen worker') in idgen.database, what it waits for (a lock on the tag's row in idgen.segment_alloc, synchronous standbys), and the server log.")));
+		}
+		(void) ConditionVariableTimedSleep(&slot->cv, Min(remaining_ns / 1000000 + 1, 1000),
+										   PG_WAIT_EXTENSION);
+		segment_wake_worker();
+	}
+}
+
 static void
 segment_refill(SegmentSlot *slot, const char *key, uint64 observed_end)
 {
 	uint32		error_seq;
-	int64		deadline_ns;
-	bool		waited = false;
 
 	SpinLockAcquire(&slot->mutex);
 	if (pg_atomic_read_u64(&slot->cur_end) != observed_end)
@@ -258,74 +356,20 @@ segment_refill(SegmentSlot *slot, const char *key, uint64 observed_end)
 
 	idgen_count_event(IDGEN_C_SEGMENT_CALLER_WAITS);
 	segment_wake_worker();
-	deadline_ns = (int64) idgen_segment_wait_timeout_ms * 1000000;
 
-	ConditionVariablePrepareToSleep(&slot->cv);
-	for (;;)
+	/* waiters must come down however the wait ends (cancel included) */
+	PG_TRY();
 	{
-		bool		done = false;
-		int			code = 0;
-		char		message[sizeof(slot->error_message)];
-
-		SpinLockAcquire(&slot->mutex);
-		if (slot->generation == 0)
-		{
-			code = ERRCODE_UNDEFINED_OBJECT;
-			snprintf(message, sizeof(message), "segment tag \"%s\" was dropped", key);
-		}
-		else if (slot->error_seq != error_seq)
-		{
-			code = slot->error_code;
-			strlcpy(message, slot->error_message, sizeof(message));
-		}
-		else if (pg_atomic_read_u64(&slot->cur_end) != observed_end || slot->has_next)
-			done = true;
-		if (done || code)
-			slot->waiters--;
-		SpinLockRelease(&slot->mutex);
-
-		if (done)
-			break;
-		if (code)
-		{
-			ConditionVariableCancelSleep();
-			if (code == ERRCODE_UNDEFINED_OBJECT)
-				segment_remove(key);
-			if (code == ERRCODE_UNDEFINED_OBJECT)
-				ereport(ERROR,
-						(errcode(code),
-						 errmsg("segment tag \"%s\" does not exist", key),
-						 errhint("Create the tag with idgen.segment_create().")));
-			ereport(ERROR,
-					(errcode(code),
-					 errmsg("could not get a range for segment tag \"%s\"", key),
-					 errdetail("idgen's background worker failed to grant one: %s", message)));
-		}
-		if (waited && deadline_ns <= 0)
-		{
-			SpinLockAcquire(&slot->mutex);
-			slot->waiters--;
-			SpinLockRelease(&slot->mutex);
-			ConditionVariableCancelSleep();
-			idgen_count_event(IDGEN_C_SEGMENT_WAIT_TIMEOUTS);
-			ereport(ERROR,
-					(errcode(IDGEN_ERRCODE_SEGMENT_UNAVAILABLE),
-					 errmsg("timed out waiting for a range for segment tag \"%s\"", key),
-					 errdetail("Both buffers of the tag were empty and idgen's background worker granted no range within idgen.segment_wait_timeout (%d ms).",
-							   idgen_segment_wait_timeout_ms),
-					 errhint("Check that the idgen worker is running (pg_stat_activity, backend_type 'idgen worker') and connected to idgen.database, and the server log for its errors.")));
-		}
-		{
-			int64		before = idgen_monotonic_ns();
-
-			(void) ConditionVariableTimedSleep(&slot->cv, Min(deadline_ns / 1000000 + 1, 1000),
-											   PG_WAIT_EXTENSION);
-			deadline_ns -= idgen_monotonic_ns() - before;
-			waited = true;
-		}
-		segment_wake_worker();
+		segment_wait_for_range(slot, key, observed_end, error_seq);
 	}
-	ConditionVariableCancelSleep();
+	PG_FINALLY();
+	{
+		ConditionVariableCancelSleep();
+		SpinLockAcquire(&slot->mutex);
+		slot->waiters--;
+		SpinLockRelease(&slot->mutex);
+	}
+	PG_END_TRY();
 }
 
 PG_FUNCTION_INFO_V1(idgen_segment_next);
@@ -343,6 +387,13 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 				 errmsg("segment tag must not be null")));
 	segment_require_shared();
 	segment_tag_key(PG_GETARG_TEXT_PP(0), key);
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot hand out segment numbers during recovery"),
+				 errdetail("Segment ranges are granted only by a primary."),
+				 errhint("Call idgen.segment_next() on the primary.")));
 
 	if (segment_shared->database_oid != InvalidOid &&
 		segment_shared->database_oid != MyDatabaseId)
@@ -372,6 +423,19 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 		}
 		segment_refill(slot, key, end);
 	}
+}
+
+PG_FUNCTION_INFO_V1(idgen_current_timeline);
+
+/* idgen._current_timeline(): the timeline WAL is written on (segment_create) */
+Datum
+idgen_current_timeline(PG_FUNCTION_ARGS)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot create segment tags during recovery")));
+	PG_RETURN_INT32((int32) GetWALInsertionTimeLine());
 }
 
 PG_FUNCTION_INFO_V1(idgen_segment_forget);
@@ -566,11 +630,18 @@ segment_worker_serve(void)
 			waited = slot->grant_requested;
 			slot->grant_requested = false;
 			pg_atomic_write_u32(&slot->prefetch_wanted, 0);
-			if (edata)
+			if (edata && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			{
+				/* the tag's row is locked by someone: try again later */
+				slot->grant_requested = waited;
+			}
+			else if (edata)
 			{
 				slot->error_seq++;
 				slot->error_code = edata->sqlerrcode;
 				strlcpy(slot->error_message, edata->message, sizeof(slot->error_message));
+				/* no periodic retries for this range; a caller's request retries */
+				pg_atomic_write_u64(&slot->prefetch_at, PG_UINT64_MAX);
 			}
 			else
 			{

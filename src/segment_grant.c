@@ -116,6 +116,9 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	pgstat_report_activity(STATE_RUNNING, "idgen: granting a segment range");
 
 	args[0] = CStringGetTextDatum(tag);
+	/* a row locked by someone else must not stall the grants of other tags */
+	if (SPI_execute("SET LOCAL lock_timeout = '500ms'", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "idgen: could not set lock_timeout");
 	if (SPI_execute_with_args("SELECT start_value, next_value, step, current_step, last_timeline,"
 							  " extract(epoch FROM clock_timestamp() - last_grant_at)::float8,"
 							  " rate_per_second"
@@ -150,8 +153,8 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	if (elapsed > 0)
 		rate = (double) step / elapsed;
 
-	/* 2. failover burn */
-	if (last_tli != 0 && (TimeLineID) last_tli != tli)
+	/* 2. failover burn (segment_create records the timeline it ran on) */
+	if ((TimeLineID) last_tli != tli)
 	{
 		int64		burn = checked_mul(idgen_segment_burn_steps, step, tag);
 		double		by_rate = rate * idgen_segment_burn_window_s;

@@ -39,13 +39,14 @@ SELECT functions_are('idgen',
     ARRAY['uuidv7', 'uuidv7_min', 'uuidv7_time',
           'snowflake_next', 'snowflake_decode', 'snowflake_min', 'bit_budget',
           'segment_next', 'segment_create', 'segment_drop', 'segment_buffers', '_segment_forget',
+          '_segment_exists', '_current_timeline',
           'lease_acquire', 'lease_renew', 'lease_release',
           'probe_register', 'probe_unregister', 'probe_run', '_probe_lower_bound',
           'audit_leases', 'audit_segments',
           'stats', 'status'],
     'schema idgen has exactly the documented functions');
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'idgen'::regnamespace),
-          24, 'schema idgen has 24 functions (uuidv7 is the only overloaded name)');
+          26, 'schema idgen has 26 functions (uuidv7 is the only overloaded name)');
 SELECT views_are('idgen', ARRAY['stats', 'status', 'segments', 'probe_status'],
     'schema idgen has exactly the documented views');
 SELECT tables_are('idgen',
@@ -167,14 +168,16 @@ SELECT is(
     (SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text COLLATE "C")
        FROM pg_proc p
       WHERE p.pronamespace = 'idgen'::regnamespace AND p.prosecdef),
-    'idgen.segment_create(text,bigint,integer), idgen.segment_drop(text)',
-    'only segment_create() and segment_drop() are SECURITY DEFINER');
+    'idgen._segment_exists(text), idgen.segment_create(text,bigint,integer), idgen.segment_drop(text)',
+    'only segment_create(), segment_drop() and the tag lookup _segment_exists() are SECURITY DEFINER');
 SELECT is(
     (SELECT string_agg(p.oid::regprocedure::text || ' ' || p.proparallel::text, E'\n'
                        ORDER BY p.oid::regprocedure::text COLLATE "C")
        FROM pg_proc p
       WHERE p.pronamespace = 'idgen'::regnamespace),
-    E'idgen._probe_lower_bound(idgen.probes) s\n'
+    E'idgen._current_timeline() s\n'
+    'idgen._probe_lower_bound(idgen.probes) s\n'
+    'idgen._segment_exists(text) s\n'
     'idgen._segment_forget(text) u\n'
     'idgen.audit_leases() s\n'
     'idgen.audit_segments() s\n'
@@ -225,7 +228,7 @@ SELECT is(
        FROM pg_proc p
       WHERE p.pronamespace = 'idgen'::regnamespace
         AND has_function_privilege('idgen_pgtap_nobody', p.oid, 'EXECUTE')),
-    'idgen.bit_budget(), idgen.segment_buffers(), idgen.snowflake_decode(bigint), '
+    'idgen._segment_exists(text), idgen.bit_budget(), idgen.segment_buffers(), idgen.snowflake_decode(bigint), '
     'idgen.snowflake_min(timestamp with time zone), idgen.snowflake_next(), idgen.stats(), '
     'idgen.status(), idgen.uuidv7(), idgen.uuidv7(timestamp with time zone), '
     'idgen.uuidv7_min(timestamp with time zone), idgen.uuidv7_time(uuid)',
