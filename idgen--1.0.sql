@@ -330,8 +330,9 @@ DECLARE
     cur   idgen.leases;
     candidates integer[];
 BEGIN
-    -- simultaneous first boots: one acquisition at a time
-    PERFORM pg_advisory_xact_lock(7534, 0);
+    -- simultaneous first boots: one acquisition at a time (a key of its
+    -- own: (7534, id) are the holders' locks)
+    PERFORM pg_advisory_xact_lock(7535, 0);
 
     SELECT * INTO lay FROM idgen.lease_layout FOR UPDATE;
     IF NOT FOUND THEN

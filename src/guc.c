@@ -365,6 +365,14 @@ idgen_define_gucs(void)
 							0, 0, 1023,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
+	if (idgen_segment_interleave_index >= idgen_segment_interleave_count)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idgen.segment_interleave_index %d is not below idgen.segment_interleave_count %d",
+						idgen_segment_interleave_index, idgen_segment_interleave_count),
+				 errdetail("Each primary takes the blocks whose index modulo the count equals its index."),
+				 errhint("Give each of the N primaries a different index from 0 to N - 1.")));
+
 	DefineCustomIntVariable("idgen.probe_interval",
 							"How often the background worker runs the registered uniqueness probes; 0 turns the schedule off.",
 							NULL,

@@ -103,6 +103,7 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	int32		last_tli;
 	double		elapsed = -1;
 	double		rate = 0;
+	double		stored_rate;
 	TimeLineID	tli = GetWALInsertionTimeLine();
 	char	   *node;
 	int64		range_start,
@@ -149,7 +150,12 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 
 	node = psprintf("%llu:%d", (unsigned long long) GetSystemIdentifier(), PostPortNumber);
 
-	/* observed rate: the last range's size over its lifetime */
+	/*
+	 * Observed rate: the last range's size over its lifetime.  Across a
+	 * failover the gap since the last grant this server knows of makes that
+	 * small, so the burn also uses the rate recorded at that grant.
+	 */
+	stored_rate = rate;
 	if (elapsed > 0)
 		rate = (double) step / elapsed;
 
@@ -157,7 +163,7 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	if ((TimeLineID) last_tli != tli)
 	{
 		int64		burn = checked_mul(idgen_segment_burn_steps, step, tag);
-		double		by_rate = rate * idgen_segment_burn_window_s;
+		double		by_rate = Max(rate, stored_rate) * idgen_segment_burn_window_s;
 
 		if (by_rate > (double) burn)
 			burn = by_rate >= (double) PG_INT64_MAX ? PG_INT64_MAX : (int64) by_rate;

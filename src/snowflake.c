@@ -85,7 +85,9 @@ typedef struct SnowflakeShared
 	};
 	pg_atomic_uint64 floor_ms;	/* atomic; written under IDGEN_LWLOCK_FLOOR */
 	pg_atomic_uint32 worker_id; /* atomic; SNOWFLAKE_NO_WORKER if none */
-	pg_atomic_uint32 issued_since_start;	/* atomic flag */
+	pg_atomic_uint32 issued_since_start;	/* atomic flag: last_issued is an
+											 * ID issued by this server, not a
+											 * floor (start-up, WAL, handover) */
 	bool		unusable;		/* see locking note above */
 	char		unusable_summary[128];
 	char		unusable_reason[256];
@@ -359,6 +361,8 @@ snowflake_replay_floor(const IdgenFloorRecord *rec)
 	while (last < target &&
 		   !pg_atomic_compare_exchange_u64(&snowflake_shared->last_issued, &last, target))
 		;
+	if (last < target)
+		pg_atomic_write_u32(&snowflake_shared->issued_since_start, 0);
 	LWLockRelease(idgen_lwlock(IDGEN_LWLOCK_FLOOR));
 }
 
@@ -378,6 +382,8 @@ snowflake_publish_worker(int32 worker_id, int64 previous_floor_ms)
 	while (last < target &&
 		   !pg_atomic_compare_exchange_u64(&snowflake_shared->last_issued, &last, target))
 		;
+	if (last < target)
+		pg_atomic_write_u32(&snowflake_shared->issued_since_start, 0);	/* from a floor */
 	pg_write_barrier();
 	pg_atomic_write_u32(&snowflake_shared->worker_id, (uint32) worker_id);
 }
