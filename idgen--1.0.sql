@@ -407,8 +407,9 @@ END;
 $$;
 
 CREATE FUNCTION lease_renew(p_worker_id integer, p_generation bigint, p_holder text,
-                            p_ttl_s integer, p_time_floor_ms bigint)
-RETURNS timestamptz
+                            p_ttl_s integer, p_time_floor_ms bigint,
+                            OUT expires_at timestamptz, OUT in_use integer)
+RETURNS record
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -436,7 +437,9 @@ BEGIN
     END IF;
     UPDATE idgen.lease_history h SET renewed_at = now(), expires_at = new_expiry
      WHERE h.worker_id = p_worker_id AND h.generation = p_generation;
-    RETURN new_expiry;
+    expires_at := new_expiry;
+    SELECT count(*) INTO in_use FROM idgen.leases l
+     WHERE l.released_at IS NULL AND l.expires_at > now();
 END;
 $$;
 

@@ -117,7 +117,7 @@ lease_check_issuable(int64 start_ms)
 			   start_ms <= (int64) pg_atomic_read_u64(&lease_shared->horizon_ms)))
 		return;
 
-	lease_snapshot(&snap);
+	lease_snapshot_effective(&snap);
 	idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_WORKER);
 	if (deadline == 0)
 		ereport(ERROR,
@@ -165,6 +165,28 @@ lease_snapshot(LeaseSnapshot *snap)
 	deadline = pg_atomic_read_u64(&lease_shared->deadline_ns);
 	snap->deadline_in_ms = deadline == 0 ? -1 :
 		((int64) deadline - idgen_monotonic_ns()) / 1000000;
+}
+
+/*
+ * The snapshot as monitoring should see it.  The worker may be stuck in a call to a
+ * hung coordinator (up to the call timeout) and not have updated the state
+ * yet: show what snowflake_next() actually does.  A renewal is overdue once
+ * the deadline is closer than a renewal period plus a second would leave.
+ */
+void
+lease_snapshot_effective(LeaseSnapshot *snap)
+{
+	lease_snapshot(snap);
+	if (snap->state == LEASE_HELD || snap->state == LEASE_FAIL_STATIC)
+	{
+		int64		fresh_ms = ((int64) idgen_lease_ttl_s - Max(1, idgen_lease_ttl_s / 10)) * 1000;
+
+		if (snap->deadline_in_ms <= 0)
+			snap->state = LEASE_EXPIRED;
+		else if (snap->state == LEASE_HELD &&
+				 snap->deadline_in_ms < fresh_ms - (int64) idgen_lease_ttl_s * 1000 / 3 - 1000)
+			snap->state = LEASE_FAIL_STATIC;
+	}
 }
 
 void

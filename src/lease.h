@@ -49,6 +49,7 @@ typedef struct LeaseSnapshot
 } LeaseSnapshot;
 
 extern void lease_snapshot(LeaseSnapshot *snap);
+extern void lease_snapshot_effective(LeaseSnapshot *snap);
 extern const char *lease_state_name(LeaseState state);
 
 /* Updates from the lease worker */

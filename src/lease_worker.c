@@ -352,16 +352,18 @@ lease_renew(LeaseCall *call)
 	params[2] = holder_identity;
 	params[3] = psprintf("%d", idgen_lease_ttl_s);
 	params[4] = psprintf("%lld", (long long) Max(horizon_ms, held_horizon_ms));
-	lease_call("SELECT idgen.lease_renew($1::int, $2::bigint, $3, $4::int, $5::bigint)",
+	lease_call("SELECT expires_at, in_use FROM idgen.lease_renew($1::int, $2::bigint, $3, $4::int, $5::bigint)",
 			   5, (const char *const *) params, call);
 	if (!call->ok)
 		return false;
 
 	held_horizon_ms = Max(horizon_ms, held_horizon_ms);
 	lease_publish_held(held_worker_id, held_generation,
-					   call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
+					   call->nfields > 0 && call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
 					   started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * NS_PER_S,
-					   held_horizon_ms, -1, -1);
+					   held_horizon_ms,
+					   call->nfields > 1 && call->fields[1] ? pg_strtoint32(call->fields[1]) : -1,
+					   -1);
 	return true;
 }
 
@@ -418,15 +420,13 @@ lease_acquire(LeaseCall *call)
 			(errmsg("idgen lease worker: holding worker id %d (generation %lld, %d of %d ids in use)",
 					held_worker_id, (long long) held_generation, in_use, capacity)));
 
+	/* the first renewal records the horizon and publishes the lease */
 	if (!lease_renew(&renew))
 	{
 		*call = renew;
 		return false;
 	}
-	lease_publish_held(held_worker_id, held_generation,
-					   0, 0, 0, in_use, capacity);	/* counts only */
-	lease_renew(&renew);
-	return renew.ok;
+	return true;
 }
 
 /*

@@ -750,7 +750,7 @@ idgen_bit_budget(PG_FUNCTION_ARGS)
 	{
 		LeaseSnapshot lease;
 
-		lease_snapshot(&lease);
+		lease_snapshot_effective(&lease);
 		values[9] = Int32GetDatum(lease.in_use);
 	}
 	else

@@ -62,7 +62,7 @@ idgen_status(PG_FUNCTION_ARGS)
 	snowflake_status(&worker_id, &last_ms, &floor_ms, &issued, &problem);
 	idgen_clock_health(&health);
 
-	lease_snapshot(&lease);
+	lease_snapshot_effective(&lease);
 
 	values[0] = Int32GetDatum(worker_id);
 	values[1] = CStringGetTextDatum(lease_state_name(lease.state));
