@@ -119,14 +119,14 @@ lease_check_issuable(int64 start_ms)
 
 	lease_snapshot_effective(&snap);
 	idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_WORKER);
-	if (deadline == 0)
+	if (deadline == 0 && snap.state != LEASE_EXPIRED)
 		ereport(ERROR,
 				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
 				 errmsg("refusing to generate Snowflake IDs: no worker id lease is held"),
 				 errdetail("The lease state is \"%s\"%s%s.", lease_state_name(snap.state),
 						   snap.last_error[0] ? "; last error: " : "", snap.last_error),
 				 errhint("Check idgen.status and that the coordinator (idgen.coordinator) is reachable. idgen.uuidv7() does not need a lease.")));
-	if ((int64) deadline <= idgen_monotonic_ns())
+	if (deadline == 0 || (int64) deadline <= idgen_monotonic_ns())
 		ereport(ERROR,
 				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
 				 errmsg("refusing to generate Snowflake IDs: the worker id lease has expired"),

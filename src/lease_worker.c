@@ -491,6 +491,8 @@ idgen_lease_worker_main(Datum main_arg)
 		BackgroundWorkerInitializeConnection(idgen_database, NULL, 0);
 		SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	}
+	else
+		BackgroundWorkerInitializeConnection(NULL, NULL, 0);	/* for pg_stat_activity */
 	pgstat_report_appname("idgen lease worker");
 
 	if (gethostname(host, sizeof(host)) != 0)

@@ -22,7 +22,7 @@ use Test::More;
 use IPC::Run ();
 use Time::HiRes qw(usleep);
 
-my $TTL = 10;
+my $TTL = 15;    # failover within ~0.3 TTL of a renewal attempt is safe
 
 # Poll $sql until it prints $want, for at most $timeout seconds.  Returns
 # whether it did and the last output.
@@ -97,9 +97,10 @@ $node->start;
 $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION idgen;
--- Issue an ID every 10 ms for max_s seconds, never stopping at a refusal:
--- how many were issued and refused, the first refusal, and whether every
--- ID was above the one before.
+-- Issue an ID every 10 ms, never stopping at a refusal, until a row
+-- appears in issue_stop (or max_s seconds pass): how many were issued and
+-- refused, the first refusal, and whether every ID was above the one before.
+CREATE TABLE issue_stop ();
 CREATE FUNCTION issue_for(max_s float8,
     OUT issued bigint, OUT refused bigint, OUT first_refusal text,
     OUT increasing boolean, OUT workers text, OUT max_id bigint)
@@ -111,7 +112,8 @@ DECLARE
     ws int[] := '{}';
 BEGIN
     issued := 0; refused := 0; increasing := true;
-    WHILE clock_timestamp() < t0 + make_interval(secs => max_s) LOOP
+    WHILE clock_timestamp() < t0 + make_interval(secs => max_s)
+          AND NOT EXISTS (SELECT FROM issue_stop) LOOP
         BEGIN
             id := idgen.snowflake_next();
             issued := issued + 1;
@@ -147,7 +149,7 @@ is($standby->safe_psql('postgres',
 # ---------------------------------------------------------------------------
 # Failover while the node issues IDs
 # ---------------------------------------------------------------------------
-my $LOOP_S = 12;
+my $LOOP_S = 60;    # upper bound; stopped through issue_stop
 my ($loop_out, $loop_err) = ('', '');
 my $loop = IPC::Run::start(
 	[
@@ -195,6 +197,8 @@ SELECT holder = '$holder' AND generation = $generation AND released_at IS NULL
 	't',
 	'new primary: the live lease row is the node\'s');
 
+usleep(500_000);    # a little issuing after the recovery too
+$node->safe_psql('postgres', 'INSERT INTO issue_stop DEFAULT VALUES');
 $loop->finish;
 chomp $loop_out;
 is($loop_err, '', 'issuing loop ran without error');
