@@ -615,7 +615,18 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 
 		start_ms = tick_start_ms(next_tick);
 		if (leased)
+		{
+			/*
+			 * The lease may have changed hands since the id was read: read it
+			 * again after the lease check (the worker publishes the id before
+			 * the deadline), so the ID carries the id the check vouched for.
+			 */
 			lease_check_issuable(start_ms);
+			pg_read_barrier();
+			worker = pg_atomic_read_u32(&sf->worker_id);
+			if (unlikely(worker == SNOWFLAKE_NO_WORKER))
+				continue;		/* withdrawn meanwhile: the check refuses next */
+		}
 		floor_ms = (int64) pg_atomic_read_u64(&sf->floor_ms);
 		if (unlikely(start_ms > floor_ms - idgen_time_floor_reserve_ms / 2))
 		{
