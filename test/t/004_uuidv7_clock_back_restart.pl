@@ -12,30 +12,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 
-my $LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-die "libfaketime not found at $LIBFAKETIME (Debian package libfaketime)"
-  unless -e $LIBFAKETIME;
-
-sub set_clock
-{
-	my ($file, $offset) = @_;
-	open(my $fh, '>', "$file.tmp") or die "could not write $file.tmp: $!";
-	print $fh "$offset\n";
-	close($fh) or die "could not close $file.tmp: $!";
-	rename("$file.tmp", $file) or die "could not rename to $file: $!";
-	return;
-}
-
-sub start_faked
-{
-	my ($node, $file) = @_;
-	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
-	local $ENV{FAKETIME_TIMESTAMP_FILE} = $file;
-	local $ENV{FAKETIME_NO_CACHE} = '1';
-	local $ENV{FAKETIME_DONT_FAKE_MONOTONIC} = '1';
-	return $node->start;
-}
+require_libfaketime();
 
 my $node = PostgreSQL::Test::Cluster->new('uuid_back');
 $node->init;

@@ -26,82 +26,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes ();
 
-my $LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-die "libfaketime not found at $LIBFAKETIME (Debian package libfaketime)"
-  unless -e $LIBFAKETIME;
+require_libfaketime();
 
-# Write a libfaketime offset ("+0", "-30", "-0.5") atomically: libfaketime
-# re-reads the file on every clock read, and must never see it half written.
-sub set_clock
-{
-	my ($file, $offset) = @_;
-	open(my $fh, '>', "$file.tmp") or die "could not write $file.tmp: $!";
-	print $fh "$offset\n";
-	close($fh) or die "could not close $file.tmp: $!";
-	rename("$file.tmp", $file) or die "could not rename to $file: $!";
-	return;
-}
-
-# Start a node with its wall clock controlled by $file.
-sub start_faked
-{
-	my ($node, $file, %params) = @_;
-	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
-	local $ENV{FAKETIME_TIMESTAMP_FILE} = $file;
-	local $ENV{FAKETIME_NO_CACHE} = '1';
-	local $ENV{FAKETIME_DONT_FAKE_MONOTONIC} = '1';
-	return $node->start(%params);
-}
-
-# Server wall clock minus the (real) test clock, in seconds.
-sub server_clock_offset
-{
-	my ($node) = @_;
-	my $t0 = Time::HiRes::time();
-	my $server = $node->safe_psql('postgres',
-		'SELECT extract(epoch FROM clock_timestamp())');
-	my $t1 = Time::HiRes::time();
-	return $server - ($t0 + $t1) / 2;
-}
-
-# Run SQL that may fail; return its output, SQLSTATE and DETAIL.
-sub try_sql
-{
-	my ($node, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	my ($detail) = $stderr =~ /DETAIL:\s+(.*)/;
-	return {
-		ret => $ret,
-		stdout => $stdout,
-		stderr => $stderr,
-		sqlstate => $sqlstate // '',
-		detail => $detail // ''
-	};
-}
-
-# Value of one snowflake counter of idgen.stats.
-sub counter
-{
-	my ($node, $metric, $reason) = @_;
-	my $cond =
-	  defined $reason
-	  ? "labels->>'reason' = '$reason'"
-	  : "NOT labels ? 'reason'";
-	return $node->safe_psql(
-		'postgres', qq{
-SELECT value FROM idgen.stats
- WHERE metric = '$metric' AND labels->>'generator' = 'snowflake' AND $cond});
-}
-
-sub wait_counter { counter($_[0], 'idgen_waits_total', $_[1]) }
-sub refusal_counter { counter($_[0], 'idgen_refusals_total', $_[1]) }
+sub wait_counter { snowflake_counter($_[0], 'idgen_waits_total', $_[1]) }
+sub refusal_counter { snowflake_counter($_[0], 'idgen_refusals_total', $_[1]) }
 
 # ---------------------------------------------------------------------------
 # A server whose wall clock we control.
@@ -259,7 +192,7 @@ $node->poll_query_until('postgres', 'SHOW idgen.max_clock_wait', '1s')
 		$refused0 + 3, 'refusal counter clock_step_back went up by three');
 	# Its help text: "Times snowflake_next() found the wall clock behind the
 	# last issued tick" -- both the steps waited out and the ones refused.
-	is( counter($node, 'idgen_clock_step_back_total'),
+	is( snowflake_counter($node, 'idgen_clock_step_back_total'),
 		refusal_counter($node, 'clock_step_back') +
 		  wait_counter($node, 'clock_step_back'),
 		'idgen_clock_step_back_total = clock_step_back waits + refusals');

@@ -25,79 +25,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes ();
 
-my $LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-die "libfaketime not found at $LIBFAKETIME (Debian package libfaketime)"
-  unless -e $LIBFAKETIME;
-
-# Write a libfaketime offset atomically (libfaketime re-reads the file on
-# every clock read and must never see it half written).
-sub set_clock
-{
-	my ($file, $offset) = @_;
-	open(my $fh, '>', "$file.tmp") or die "could not write $file.tmp: $!";
-	print $fh "$offset\n";
-	close($fh) or die "could not close $file.tmp: $!";
-	rename("$file.tmp", $file) or die "could not rename to $file: $!";
-	return;
-}
-
-# Start a node with its wall clock controlled by $file.
-sub start_faked
-{
-	my ($node, $file, %params) = @_;
-	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
-	local $ENV{FAKETIME_TIMESTAMP_FILE} = $file;
-	local $ENV{FAKETIME_NO_CACHE} = '1';
-	local $ENV{FAKETIME_DONT_FAKE_MONOTONIC} = '1';
-	return $node->start(%params);
-}
-
-# Server wall clock minus the (real) test clock, in seconds.
-sub server_clock_offset
-{
-	my ($node) = @_;
-	my $t0 = Time::HiRes::time();
-	my $server = $node->safe_psql('postgres',
-		'SELECT extract(epoch FROM clock_timestamp())');
-	my $t1 = Time::HiRes::time();
-	return $server - ($t0 + $t1) / 2;
-}
-
-# Run SQL that may fail; return its output, SQLSTATE and DETAIL.
-sub try_sql
-{
-	my ($node, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	my ($detail) = $stderr =~ /DETAIL:\s+(.*)/;
-	return {
-		ret => $ret,
-		stdout => $stdout,
-		stderr => $stderr,
-		sqlstate => $sqlstate // '',
-		detail => $detail // ''
-	};
-}
-
-# Value of one snowflake counter of idgen.stats.
-sub counter
-{
-	my ($node, $metric, $reason) = @_;
-	my $cond =
-	  defined $reason
-	  ? "labels->>'reason' = '$reason'"
-	  : "NOT labels ? 'reason'";
-	return $node->safe_psql(
-		'postgres', qq{
-SELECT value FROM idgen.stats
- WHERE metric = '$metric' AND labels->>'generator' = 'snowflake' AND $cond});
-}
+require_libfaketime();
 
 my $node = PostgreSQL::Test::Cluster->new('restart_floor');
 $node->init;
@@ -167,7 +100,7 @@ SELECT count(*) FROM (SELECT id, lag(id) OVER (ORDER BY ord) AS prev FROM ids) s
 	my $t0 = Time::HiRes::time();
 	issue_for('first', 1.6);
 	my $elapsed = Time::HiRes::time() - $t0;
-	my $writes = counter($node, 'idgen_time_floor_writes_total');
+	my $writes = snowflake_counter($node, 'idgen_time_floor_writes_total');
 	my $n = $node->safe_psql('postgres', 'SELECT count(*) FROM ids');
 	ok($writes >= 2,
 		sprintf('issuing for %.1f s (> 500 ms reserve) raised the floor several times (%d writes)',
@@ -189,7 +122,7 @@ SELECT time_floor > last_issued_at,
 	# A second stretch: the floor keeps moving with issued time.
 	my $floor0 = $node->safe_psql('postgres', 'SELECT time_floor FROM idgen.status');
 	issue_for('second', 0.8);
-	ok( counter($node, 'idgen_time_floor_writes_total') > $writes,
+	ok( snowflake_counter($node, 'idgen_time_floor_writes_total') > $writes,
 		'the floor write counter went up while issuing for longer than the reserve');
 	is( $node->safe_psql('postgres',
 			"SELECT time_floor > '$floor0' AND time_floor > last_issued_at FROM idgen.status"),
@@ -212,7 +145,7 @@ sub check_refuses_then_resumes
 		't',
 		"$what: the floor after the restart is at or above the last issued time before it"
 	);
-	my $refused0 = counter($node, 'idgen_refusals_total', 'time_floor');
+	my $refused0 = snowflake_counter($node, 'idgen_refusals_total', 'time_floor');
 	my $count0 = $node->safe_psql('postgres', 'SELECT count(*) FROM ids');
 	for my $i (1 .. 2)
 	{
@@ -226,7 +159,7 @@ sub check_refuses_then_resumes
 			  . ($behind // 'none') . ' ms)')
 		  or diag("detail: $r->{detail}");
 	}
-	is(counter($node, 'idgen_refusals_total', 'time_floor'),
+	is(snowflake_counter($node, 'idgen_refusals_total', 'time_floor'),
 		$refused0 + 2, "$what: refusal counter time_floor went up by two");
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM ids'),
 		$count0, "$what: nothing was issued while refusing");

@@ -21,36 +21,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-
-# Run SQL that may fail; return its output, SQLSTATE and DETAIL.
-sub try_sql
-{
-	my ($node, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	my ($detail) = $stderr =~ /DETAIL:\s+(.*)/;
-	return {
-		ret => $ret,
-		stdout => $stdout,
-		stderr => $stderr,
-		sqlstate => $sqlstate // '',
-		detail => $detail // ''
-	};
-}
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 
 # Value of one snowflake refusal counter of idgen.stats.
 sub refusals
 {
 	my ($node, $reason) = @_;
-	return $node->safe_psql(
-		'postgres', qq{
-SELECT value FROM idgen.stats
- WHERE metric = 'idgen_refusals_total' AND labels->>'generator' = 'snowflake'
-   AND labels->>'reason' = '$reason'});
+	return snowflake_counter($node, 'idgen_refusals_total', $reason);
 }
 
 # UTC 'YYYY-MM-DD HH:MM:SS' for a Unix time.

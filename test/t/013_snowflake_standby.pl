@@ -23,79 +23,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes ();
 
-my $LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-die "libfaketime not found at $LIBFAKETIME (Debian package libfaketime)"
-  unless -e $LIBFAKETIME;
-
-# Write a libfaketime offset atomically (libfaketime re-reads the file on
-# every clock read and must never see it half written).
-sub set_clock
-{
-	my ($file, $offset) = @_;
-	open(my $fh, '>', "$file.tmp") or die "could not write $file.tmp: $!";
-	print $fh "$offset\n";
-	close($fh) or die "could not close $file.tmp: $!";
-	rename("$file.tmp", $file) or die "could not rename to $file: $!";
-	return;
-}
-
-# Start a node with its wall clock controlled by $file.
-sub start_faked
-{
-	my ($node, $file, %params) = @_;
-	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
-	local $ENV{FAKETIME_TIMESTAMP_FILE} = $file;
-	local $ENV{FAKETIME_NO_CACHE} = '1';
-	local $ENV{FAKETIME_DONT_FAKE_MONOTONIC} = '1';
-	return $node->start(%params);
-}
-
-# Server wall clock minus the (real) test clock, in seconds.
-sub server_clock_offset
-{
-	my ($node) = @_;
-	my $t0 = Time::HiRes::time();
-	my $server = $node->safe_psql('postgres',
-		'SELECT extract(epoch FROM clock_timestamp())');
-	my $t1 = Time::HiRes::time();
-	return $server - ($t0 + $t1) / 2;
-}
-
-# Run SQL that may fail; return its output, SQLSTATE and DETAIL.
-sub try_sql
-{
-	my ($node, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	my ($detail) = $stderr =~ /DETAIL:\s+(.*)/;
-	return {
-		ret => $ret,
-		stdout => $stdout,
-		stderr => $stderr,
-		sqlstate => $sqlstate // '',
-		detail => $detail // ''
-	};
-}
-
-# Value of one snowflake counter of idgen.stats.
-sub counter
-{
-	my ($node, $metric, $reason) = @_;
-	my $cond =
-	  defined $reason
-	  ? "labels->>'reason' = '$reason'"
-	  : "NOT labels ? 'reason'";
-	return $node->safe_psql(
-		'postgres', qq{
-SELECT value FROM idgen.stats
- WHERE metric = '$metric' AND labels->>'generator' = 'snowflake' AND $cond});
-}
+require_libfaketime();
 
 # The floor (Unix ms) recorded in a data directory's idgen_snowflake.state:
 # magic, version, layout (4 x int32, int64 epoch), int64 floor_ms, ...
@@ -164,7 +97,7 @@ is($standby->safe_psql('postgres', 'SELECT time_floor FROM idgen.status'),
 
 set_clock($primary_clock, '+0');
 {
-	my $writes0 = counter($primary, 'idgen_time_floor_writes_total');
+	my $writes0 = snowflake_counter($primary, 'idgen_time_floor_writes_total');
 	$primary->safe_psql(
 		'postgres', q{
 DO $$
@@ -176,7 +109,7 @@ BEGIN
 	END LOOP;
 END
 $$;});
-	my $writes = counter($primary, 'idgen_time_floor_writes_total') - $writes0;
+	my $writes = snowflake_counter($primary, 'idgen_time_floor_writes_total') - $writes0;
 	ok($writes >= 4, "primary raised its floor many times ($writes floor writes)");
 }
 my $primary_max = $primary->safe_psql('postgres', 'SELECT max(id) FROM ids');
@@ -229,7 +162,7 @@ $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
 is($standby->safe_psql('postgres', 'SELECT time_floor FROM idgen.status'),
 	$primary_floor, 'promoted standby keeps the replayed floor');
 {
-	my $refused0 = counter($standby, 'idgen_refusals_total', 'time_floor');
+	my $refused0 = snowflake_counter($standby, 'idgen_refusals_total', 'time_floor');
 	for my $i (1 .. 2)
 	{
 		my $r = try_sql($standby,
@@ -242,7 +175,7 @@ is($standby->safe_psql('postgres', 'SELECT time_floor FROM idgen.status'),
 			"call $i: the detail says how far behind (" . ($behind // 'none') . ' ms)')
 		  or diag("detail: $r->{detail}");
 	}
-	is(counter($standby, 'idgen_refusals_total', 'time_floor'),
+	is(snowflake_counter($standby, 'idgen_refusals_total', 'time_floor'),
 		$refused0 + 2, 'refusal counter time_floor went up by two');
 	is($standby->safe_psql('postgres', 'SELECT count(*) FROM ids'),
 		$primary_count, 'nothing issued while refusing');

@@ -31,47 +31,16 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes ();
-
-# Run SQL that may fail; return psql's exit code, stdout and SQLSTATE.
-sub try_sql
-{
-	my ($node, $db, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		$db, "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	return { ret => $ret, stdout => $stdout, stderr => $stderr,
-		sqlstate => $sqlstate // '' };
-}
-
-# Value of one idgen.stats counter.
-sub counter
-{
-	my ($node, $metric, $labels) = @_;
-	$labels //= '{}';
-	return $node->safe_psql('postgres',
-		"SELECT value FROM idgen.stats WHERE metric = '$metric' AND labels = '$labels'::jsonb"
-	);
-}
 
 sub segment_waits
 {
 	my ($node) = @_;
-	return counter($node, 'idgen_waits_total',
+	return stats_counter($node, 'idgen_waits_total',
 		'{"generator": "segment", "reason": "buffers_empty"}');
-}
-
-# Wait (up to 60 s) for the idgen worker to be connected to $db.
-sub wait_for_worker
-{
-	my ($node, $db) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'idgen worker' AND datname = '$db'"
-	) or die "idgen worker did not connect to $db";
-	return;
 }
 
 # Grant sizes of a tag from the outbox, in order.
@@ -220,8 +189,8 @@ $node->poll_query_until('postgres',
 	"SELECT ranges_buffered = 2 FROM idgen.segments WHERE tag = 'p'")
   or die "no prefetch after warm-up";
 
-my $prefetch0 = counter($node, 'idgen_segment_prefetches_total');
-my $grants0 = counter($node, 'idgen_segment_grants_total');
+my $prefetch0 = stats_counter($node, 'idgen_segment_prefetches_total');
+my $grants0 = stats_counter($node, 'idgen_segment_grants_total');
 $waits1 = segment_waits($node);
 
 # Ten full ranges of 100 at a steady pace: about 2 ms per number, so the
@@ -235,8 +204,8 @@ FROM (SELECT n, lag(n) OVER (ORDER BY i) AS prev
 });
 is($steady, '1000|22|1021|t', 'prefetch: 1000 numbers at a steady pace, dense and increasing');
 
-my $prefetch1 = counter($node, 'idgen_segment_prefetches_total');
-my $grants1 = counter($node, 'idgen_segment_grants_total');
+my $prefetch1 = stats_counter($node, 'idgen_segment_prefetches_total');
+my $grants1 = stats_counter($node, 'idgen_segment_grants_total');
 my $waits2 = segment_waits($node);
 cmp_ok($prefetch1 - $prefetch0, '>=', 9,
 	'prefetch: idgen_segment_prefetches_total grew by a range each ('
@@ -249,12 +218,12 @@ cmp_ok($waits2 - $waits1, '<=', 1,
 # A grant is a prefetch unless a caller was waiting for it.
 cmp_ok(($grants1 - $grants0) - ($prefetch1 - $prefetch0), '<=', $waits2 - $waits1,
 	'prefetch: every grant of the steady phase nobody waited for counts as a prefetch');
-is(counter($node, 'idgen_refusals_total',
+is(stats_counter($node, 'idgen_refusals_total',
 		'{"generator": "segment", "reason": "wait_timeout"}'),
 	'0', 'no call timed out so far');
 
 # The issued counter counts every number handed out.
-my $issued = counter($node, 'idgen_ids_issued_total', '{"generator": "segment"}');
+my $issued = stats_counter($node, 'idgen_ids_issued_total', '{"generator": "segment"}');
 is($issued, 20000 + 1 + 3 + 1 + 20 + 1000, 'idgen_ids_issued_total{generator=segment} counts every number');
 
 ########################################################################
@@ -348,17 +317,17 @@ idgen.segment_wait_timeout = 500
 # idgen.segment_wait_timeout, then gives up with IG011.
 $inodes[0]->safe_psql('postgres', 'CREATE EXTENSION idgen');
 my $t0 = Time::HiRes::time();
-my $r = try_sql($inodes[0], 'postgres', "SELECT idgen.segment_next('i')");
+my $r = try_sql($inodes[0], "SELECT idgen.segment_next('i')");
 my $elapsed = Time::HiRes::time() - $t0;
 is($r->{sqlstate}, 'IG011', 'no worker: the call times out with IG011');
 like($r->{stderr}, qr/timed out waiting for a range for segment tag "i"/,
 	'no worker: the message names the tag');
 cmp_ok($elapsed, '>=', 0.45, sprintf('no worker: it waited the timeout (%.2f s)', $elapsed));
-is(counter($inodes[0], 'idgen_refusals_total',
+is(stats_counter($inodes[0], 'idgen_refusals_total',
 		'{"generator": "segment", "reason": "wait_timeout"}'),
 	'1', 'no worker: the timeout is counted');
 # A waiting call can be cancelled, and leaves no waiter behind.
-$r = try_sql($inodes[0], 'postgres',
+$r = try_sql($inodes[0],
 	"SET statement_timeout = '100ms';\nSELECT idgen.segment_next('i2');");
 is($r->{sqlstate}, '57014', 'no worker: a waiting call can be cancelled (statement_timeout)');
 is($inodes[0]->safe_psql('postgres',
@@ -375,7 +344,7 @@ for my $k (0, 1)
 }
 
 # Now that the worker serves segdb, a call elsewhere is refused at once.
-$r = try_sql($inodes[0], 'postgres', "SELECT idgen.segment_next('i')");
+$r = try_sql($inodes[0], "SELECT idgen.segment_next('i')");
 is($r->{sqlstate}, '55000', 'another database: refused with 55000');
 like($r->{stderr}, qr/segment numbers are served in database "segdb" only/,
 	'another database: the message names idgen.database');
@@ -429,7 +398,7 @@ for my $t (qw(t1 t2 t3))
 }
 is($node->safe_psql('postgres', "SELECT count(*) FROM idgen.segment_buffers()"),
 	'3', 'limit: three tags buffered');
-$r = try_sql($node, 'postgres', "SELECT idgen.segment_next('t4')");
+$r = try_sql($node, "SELECT idgen.segment_next('t4')");
 is($r->{sqlstate}, '53400', 'limit: the fourth tag fails with 53400 (configuration_limit_exceeded)');
 like($r->{stderr}, qr/too many segment tags in use/, 'limit: message');
 like($r->{stderr}, qr/at most 3 tags \(idgen.segment_max_tags\)/, 'limit: detail names the setting');
@@ -440,7 +409,7 @@ is($node->safe_psql('postgres', "SELECT idgen.segment_next('t1')"), '2',
 $node->safe_psql('postgres', "SELECT idgen.segment_drop('t2')");
 is($node->safe_psql('postgres', "SELECT idgen.segment_next('t4')"), '1',
 	'limit: after a drop the fourth tag fits');
-$r = try_sql($node, 'postgres', "SELECT idgen.segment_next('t2')");
+$r = try_sql($node, "SELECT idgen.segment_next('t2')");
 is($r->{sqlstate}, '42704', 'limit: the dropped tag is unknown');
 
 $node->stop;

@@ -22,6 +22,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes ();
 
 my $t_start = Time::HiRes::time();
@@ -50,16 +53,6 @@ is($node->safe_psql('postgres', 'SHOW synchronous_commit'), 'off',
 my %issued;       # number => "round/tag" for each tag
 my %max;          # tag => largest number issued so far
 my @dups;
-
-# Take $n numbers of $tag in one statement; return them in call order.
-sub take
-{
-	my ($tag, $n) = @_;
-	my $out = $node->safe_psql('postgres',
-		"SELECT string_agg(n::text, ',' ORDER BY i) FROM (SELECT i, idgen.segment_next('$tag') AS n FROM generate_series(1, $n) i) s"
-	);
-	return [ split /,/, $out ];
-}
 
 # Record numbers, noting any repeat.
 sub record
@@ -104,8 +97,8 @@ for my $round (1 .. 4)
 	my $how = $round <= 3 ? 'crash' : 'clean restart';
 
 	# Take numbers: 500 of a in this backend, 150 of b in another.
-	my $na = take('a', 500);
-	my $nb = take('b', 150);
+	my $na = take($node, 'a', 500);
+	my $nb = take($node, 'b', 150);
 	is(scalar(@$na) + scalar(@$nb), 650, "round $round: took 650 numbers");
 	if ($round > 1)
 	{

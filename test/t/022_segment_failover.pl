@@ -26,6 +26,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes ();
 
 my $t_start = Time::HiRes::time();
@@ -36,46 +39,6 @@ idgen.worker_id = 1
 idgen.database = 'postgres'
 idgen.segment_max_step = 100
 };
-
-# Run SQL that may fail; return psql's exit code, stdout and SQLSTATE.
-sub try_sql
-{
-	my ($node, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	return { ret => $ret, stdout => $stdout, stderr => $stderr,
-		sqlstate => $sqlstate // '' };
-}
-
-# Take $n numbers of $tag in one statement; return them in call order.
-sub take
-{
-	my ($node, $tag, $n) = @_;
-	my $out = $node->safe_psql('postgres',
-		"SELECT string_agg(n::text, ',' ORDER BY i) FROM (SELECT i, idgen.segment_next('$tag') AS n FROM generate_series(1, $n) i) s"
-	);
-	return [ split /,/, $out ];
-}
-
-sub counter
-{
-	my ($node, $metric) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT value FROM idgen.stats WHERE metric = '$metric' AND labels = '{}'");
-}
-
-sub wait_for_worker
-{
-	my ($node) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'idgen worker' AND datname = 'postgres'"
-	) or die "idgen worker did not connect";
-	return;
-}
 
 sub max_of { my $m; for (@_) { $m = $_ if !defined $m || $_ > $m } return $m; }
 
@@ -188,7 +151,7 @@ is($new->[0], $burn_end, 'async: and the first number is that range start');
 is($standby->safe_psql('postgres',
 		"SELECT last_timeline FROM idgen.segment_alloc WHERE tag = 'f'"),
 	'2', 'async: segment_alloc.last_timeline is 2');
-is(counter($standby, 'idgen_segment_burns_total'), '1', 'async: idgen_segment_burns_total is 1 (tag f)');
+is(stats_counter($standby, 'idgen_segment_burns_total'), '1', 'async: idgen_segment_burns_total is 1 (tag f)');
 ok($standby->log_contains(qr/burned \d+ numbers/), 'async: the burn is logged');
 
 # Tag g: the promoted standby's row says "never granted" (last_timeline 0),
@@ -201,9 +164,9 @@ is(scalar(@g_below), 0,
 );
 
 # A second batch on the same timeline burns nothing more.
-my $burns = counter($standby, 'idgen_segment_burns_total');
+my $burns = stats_counter($standby, 'idgen_segment_burns_total');
 take($standby, 'f', 300);
-is(counter($standby, 'idgen_segment_burns_total'), $burns, 'async: later grants on timeline 2 burn nothing');
+is(stats_counter($standby, 'idgen_segment_burns_total'), $burns, 'async: later grants on timeline 2 burn nothing');
 is($standby->safe_psql('postgres',
 		"SELECT count(*) FROM idgen.segment_events WHERE tag = 'f' AND kind = 'burn'"),
 	'1', 'async: one burn event only');
@@ -291,7 +254,7 @@ wait_for_worker($sstandby);
 my $snew = take($sstandby, 's', 200);
 my @sbelow = grep { $_ <= $smax } @$snew;
 is(scalar(@sbelow), 0, "sync: after promotion numbers continue above the old maximum ($snew->[0] > $smax)");
-is(counter($sstandby, 'idgen_segment_burns_total'), '1', 'sync: the promotion burned once (new timeline)');
+is(stats_counter($sstandby, 'idgen_segment_burns_total'), '1', 'sync: the promotion burned once (new timeline)');
 $sstandby->stop;
 
 note(sprintf('022_segment_failover ran for %.1f s', Time::HiRes::time() - $t_start));

@@ -24,46 +24,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Sys::Hostname ();
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes qw(usleep);
 
 my $TTL = 6;
 my $MARGIN = 1;    # max(1, ttl/10)
-
-# Run SQL that may fail; return its output, SQLSTATE and messages.
-sub try_sql
-{
-	my ($node, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	return {
-		ret => $ret,
-		stdout => $stdout,
-		stderr => $stderr,
-		sqlstate => $sqlstate // ''
-	};
-}
-
-# Poll $sql until it prints $want, for at most $timeout seconds.  Returns
-# whether it did and the last output.
-sub poll_until
-{
-	my ($node, $sql, $want, $timeout) = @_;
-	my $deadline = Time::HiRes::time() + ($timeout // 30);
-	my $out = '';
-	for (;;)
-	{
-		my ($ret, $stdout, $stderr) = $node->psql('postgres', $sql);
-		$out = $ret == 0 ? $stdout : "error: $stderr";
-		return (1, $out) if $ret == 0 && $stdout eq $want;
-		return (0, $out) if Time::HiRes::time() > $deadline;
-		usleep(100_000);
-	}
-}
 
 sub connstr_of
 {
@@ -105,15 +72,6 @@ sub finish_start
 	return;
 }
 
-# Holder identity the lease worker records: system identifier/host:port.
-sub holder_of
-{
-	my ($node) = @_;
-	my $sysid = $node->safe_psql('postgres',
-		'SELECT system_identifier FROM pg_control_system()');
-	return "$sysid/" . Sys::Hostname::hostname() . ':' . $node->port;
-}
-
 # Processes titled 'idgen lease worker' that are children of the node's
 # postmaster.  (Looked up in /proc: in remote mode the worker connects to
 # no database of its own and is not listed in pg_stat_activity.)
@@ -141,39 +99,10 @@ sub lease_worker_count
 	return $n;
 }
 
-sub status_of
-{
-	my ($node, $col) = @_;
-	return $node->safe_psql('postgres', "SELECT $col FROM idgen.status");
-}
-
 sub wait_held
 {
 	my ($node, $timeout) = @_;
-	my ($ok, $out) = poll_until($node, 'SELECT lease_state FROM idgen.status',
-		'held', $timeout // 15);
-	diag('lease_state of ' . $node->name . ": $out; lease_error: "
-		  . status_of($node, 'lease_error'))
-	  unless $ok;
-	return $ok;
-}
-
-# $n IDs from a node, with the worker ids they decode to.
-sub issue
-{
-	my ($node, $n) = @_;
-	my $out = $node->safe_psql(
-		'postgres', qq{
-SELECT id, (idgen.snowflake_decode(id)).worker_id
-  FROM (SELECT idgen.snowflake_next() AS id FROM generate_series(1, $n)) s});
-	my (@ids, %workers);
-	for my $line (split /\n/, $out)
-	{
-		my ($id, $w) = split /\|/, $line;
-		push @ids, $id;
-		$workers{$w} = 1;
-	}
-	return (\@ids, [ sort keys %workers ]);
+	return wait_state($node, 'held', $timeout);
 }
 
 # ===========================================================================
@@ -191,7 +120,7 @@ $coord->safe_psql('postgres', 'CREATE EXTENSION idgen');
 
 ok(wait_held($coord), 'coordinator with default settings leases its own worker id');
 my $coord_id = status_of($coord, 'worker_id');
-my ($cids, $cworkers) = issue($coord, 10);
+my ($cids, $cworkers) = issue_decoded($coord, 10);
 is_deeply($cworkers, [$coord_id],
 	"coordinator's own IDs decode to its leased worker id $coord_id");
 
@@ -223,7 +152,7 @@ is(scalar keys %distinct, 4,
 for my $node (@nodes)
 {
 	my $name = $node->name;
-	my ($ids, $workers) = issue($node, 200);
+	my ($ids, $workers) = issue_decoded($node, 200);
 	is_deeply($workers, [ $id_of{$name} ],
 		"$name: 200 IDs all decode to worker id $id_of{$name}");
 	my @sorted = sort { $a <=> $b } @$ids;
@@ -352,7 +281,7 @@ is_deeply(
 	'four nodes booted at the same moment hold the four distinct ids');
 for my $node (@four)
 {
-	my ($ids, $workers) = issue($node, 50);
+	my ($ids, $workers) = issue_decoded($node, 50);
 	is_deeply($workers, [ $small_id{ $node->name } ],
 		$node->name . ': IDs decode to its worker id');
 }
@@ -421,7 +350,7 @@ ok($fifth->log_contains(qr/could not acquire a worker id lease: no free worker i
 # and starts above the time floor the leaver recorded.
 my $leaver = $four[1];
 my $freed = $small_id{ $leaver->name };
-my ($leaver_ids) = issue($leaver, 10);
+my ($leaver_ids) = issue_decoded($leaver, 10);
 $leaver->stop;
 my $released_floor = $coord2->safe_psql('postgres',
 	"SELECT time_floor_ms FROM idgen.leases WHERE worker_id = $freed AND released_at IS NOT NULL");
@@ -446,7 +375,7 @@ SELECT n.acquired_at >= o.released_at + interval '$MARGIN s'
    AND n.holder = '} . holder_of($fifth) . q{'}),
 	't',
 	'fifth node acquired the released id only after its quarantine');
-my ($fifth_ids, $fifth_workers) = issue($fifth, 10);
+my ($fifth_ids, $fifth_workers) = issue_decoded($fifth, 10);
 is_deeply($fifth_workers, [$freed], 'fifth node: IDs decode to the freed id');
 cmp_ok($fifth_ids->[0], '>', $leaver_ids->[-1],
 	'fifth node: first ID above the last ID of the id\'s previous holder');

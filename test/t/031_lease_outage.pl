@@ -32,85 +32,16 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use IPC::Run ();
 use Time::HiRes qw(usleep);
 
 my $TTL = 6;
 my $MARGIN = 1;    # max(1, ttl/10)
 
-my $LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-die "libfaketime not found at $LIBFAKETIME (Debian package libfaketime)"
-  unless -e $LIBFAKETIME;
-
-# Run SQL that may fail; return its output, SQLSTATE and messages.
-sub try_sql
-{
-	my ($node, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	return {
-		ret => $ret,
-		stdout => $stdout,
-		stderr => $stderr,
-		sqlstate => $sqlstate // ''
-	};
-}
-
-# Poll $sql until it prints $want, for at most $timeout seconds.  Returns
-# whether it did and the last output.
-sub poll_until
-{
-	my ($node, $sql, $want, $timeout) = @_;
-	my $deadline = Time::HiRes::time() + ($timeout // 30);
-	my $out = '';
-	for (;;)
-	{
-		my ($ret, $stdout, $stderr) = $node->psql('postgres', $sql);
-		$out = $ret == 0 ? $stdout : "error: $stderr";
-		return (1, $out) if $ret == 0 && $stdout eq $want;
-		return (0, $out) if Time::HiRes::time() > $deadline;
-		usleep(100_000);
-	}
-}
-
-sub status_of
-{
-	my ($node, $col) = @_;
-	return $node->safe_psql('postgres', "SELECT $col FROM idgen.status");
-}
-
-sub wait_state
-{
-	my ($node, $state, $timeout) = @_;
-	my ($ok, $out) = poll_until($node, 'SELECT lease_state FROM idgen.status',
-		$state, $timeout // 15);
-	diag('lease_state of ' . $node->name . ": $out; lease_error: "
-		  . status_of($node, 'lease_error'))
-	  unless $ok;
-	return $ok;
-}
-
-# $n IDs (ascending) and the worker ids they decode to.
-sub issue
-{
-	my ($node, $n) = @_;
-	my $out = $node->safe_psql(
-		'postgres', qq{
-SELECT id, (idgen.snowflake_decode(id)).worker_id
-  FROM (SELECT idgen.snowflake_next() AS id FROM generate_series(1, $n)) s});
-	my (@ids, %workers);
-	for my $line (split /\n/, $out)
-	{
-		my ($id, $w) = split /\|/, $line;
-		push @ids, $id;
-		$workers{$w} = 1;
-	}
-	return (\@ids, [ sort keys %workers ]);
-}
+require_libfaketime();
 
 my $coord = PostgreSQL::Test::Cluster->new('coordinator');
 $coord->init;
@@ -184,7 +115,7 @@ $n1->safe_psql('postgres', 'CREATE EXTENSION idgen');
 $n1->safe_psql('postgres', $issue_until_refused);
 ok(wait_state($n1, 'held'), 'node_1: lease held');
 {
-	my ($ids) = issue($n1, 100);
+	my ($ids) = issue_decoded($n1, 100);
 	$max_id{node_1} = $ids->[-1];
 }
 
@@ -231,7 +162,7 @@ my %gen_of = map { $_->name => status_of($_, 'lease_generation') } @nodes;
 			next if $seen{$name};
 			next unless status_of($node, 'lease_state') eq 'fail-static';
 			$seen{$name} = 1;
-			my ($ids, $workers) = issue($node, 20);
+			my ($ids, $workers) = issue_decoded($node, 20);
 			is_deeply($workers, [ $id_of{$name} ],
 				"$name: fail-static, still issuing under worker id $id_of{$name}");
 			cmp_ok($ids->[0], '>', $max_id{$name}, "$name: fail-static IDs above the earlier ones");
@@ -295,7 +226,7 @@ SELECT acquired_at < pg_postmaster_start_time() AND generation = $gen_of{$name}
 		't',
 		"$name: its lease, acquired before the crash, survived the coordinator's crash");
 	ok(!$node->log_contains(qr/lost the lease/), "$name: never lost its lease");
-	my ($ids, $workers) = issue($node, 50);
+	my ($ids, $workers) = issue_decoded($node, 50);
 	is_deeply($workers, [ $id_of{$name} ], "$name: IDs decode to its worker id");
 	cmp_ok($ids->[0], '>', $max_id{$name}, "$name: new IDs above every earlier one");
 	$max_id{$name} = $ids->[-1];
@@ -326,7 +257,7 @@ my $n5 = new_node('node_5');    # clock 20 s behind, waits for the crashed id
 
 my $victim_max;
 {
-	my ($ids, $workers) = issue($victim, 100);
+	my ($ids, $workers) = issue_decoded($victim, 100);
 	is_deeply($workers, [$crashed_id], "victim: IDs decode to worker id $crashed_id");
 	$victim_max = $ids->[-1];
 }
@@ -367,16 +298,8 @@ is( $n4->safe_psql('postgres',
 # postmaster forks from a signal handler: the lease worker's clock is
 # right, the backends' clocks, which stamp the IDs, are behind.)
 my $clock5 = $n5->basedir . '/faketime_offset';
-{
-	open(my $fh, '>', $clock5) or die "could not write $clock5: $!";
-	print $fh "-20\n";
-	close $fh or die;
-	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
-	local $ENV{FAKETIME_TIMESTAMP_FILE} = $clock5;
-	local $ENV{FAKETIME_NO_CACHE} = '1';
-	local $ENV{FAKETIME_DONT_FAKE_MONOTONIC} = '1';
-	$n5->start;
-}
+set_clock($clock5, '-20');
+start_faked($n5, $clock5);
 $n5->safe_psql('postgres', 'CREATE EXTENSION idgen');
 my $skew = $n5->safe_psql('postgres',
 	"SELECT round(extract(epoch FROM clock_timestamp() - '"
@@ -419,7 +342,7 @@ is( $n5->safe_psql('postgres',
 my ($issued) = poll_until($n5, 'SELECT idgen.snowflake_next() > 0', 't', 30);
 ok($issued, 'node_5: issues once its clock passes the inherited floor');
 {
-	my ($ids, $workers) = issue($n5, 50);
+	my ($ids, $workers) = issue_decoded($n5, 50);
 	is_deeply($workers, [$crashed_id], "node_5: IDs decode to worker id $crashed_id");
 	cmp_ok($ids->[0], '>', $victim_max,
 		"node_5: first IDs above every ID the crashed node issued ($ids->[0] > $victim_max)");
@@ -487,7 +410,7 @@ SELECT extract(epoch FROM '$expires'::timestamptz - last_ok), state,
 	$hung_pid = undef;
 	ok(wait_state($n1, 'held', 15), 'node_1: lease held again once the coordinator answers');
 	my $now_id = status_of($n1, 'worker_id');
-	my ($ids, $workers) = issue($n1, 20);
+	my ($ids, $workers) = issue_decoded($n1, 20);
 	is_deeply($workers, [$now_id], "node_1: IDs decode to its worker id $now_id");
 	cmp_ok($ids->[0], '>', $max_id{node_1}, 'node_1: IDs above every earlier one');
 }

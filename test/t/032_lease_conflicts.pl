@@ -21,92 +21,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Sys::Hostname ();
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes qw(usleep);
 
 my $TTL = 6;
 my $MARGIN = 1;
-
-# Run SQL that may fail; return its output, SQLSTATE and messages.
-sub try_sql
-{
-	my ($node, $sql, %opt) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $connstr = $node->connstr('postgres');
-	$connstr .= " user=$opt{user}" if $opt{user};
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr,
-		connstr => $connstr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	return {
-		ret => $ret,
-		stdout => $stdout,
-		stderr => $stderr,
-		sqlstate => $sqlstate // ''
-	};
-}
-
-# Poll $sql until it prints $want, for at most $timeout seconds.  Returns
-# whether it did and the last output.
-sub poll_until
-{
-	my ($node, $sql, $want, $timeout) = @_;
-	my $deadline = Time::HiRes::time() + ($timeout // 30);
-	my $out = '';
-	for (;;)
-	{
-		my ($ret, $stdout, $stderr) = $node->psql('postgres', $sql);
-		$out = $ret == 0 ? $stdout : "error: $stderr";
-		return (1, $out) if $ret == 0 && $stdout eq $want;
-		return (0, $out) if Time::HiRes::time() > $deadline;
-		usleep(100_000);
-	}
-}
-
-sub status_of
-{
-	my ($node, $col) = @_;
-	return $node->safe_psql('postgres', "SELECT $col FROM idgen.status");
-}
-
-sub wait_state
-{
-	my ($node, $state, $timeout) = @_;
-	my ($ok, $out) = poll_until($node, 'SELECT lease_state FROM idgen.status',
-		$state, $timeout // 15);
-	diag('lease_state of ' . $node->name . ": $out; lease_error: "
-		  . status_of($node, 'lease_error'))
-	  unless $ok;
-	return $ok;
-}
-
-sub holder_of
-{
-	my ($node) = @_;
-	my $sysid = $node->safe_psql('postgres',
-		'SELECT system_identifier FROM pg_control_system()');
-	return "$sysid/" . Sys::Hostname::hostname() . ':' . $node->port;
-}
-
-# $n IDs (ascending) and the worker ids they decode to.
-sub issue
-{
-	my ($node, $n) = @_;
-	my $out = $node->safe_psql(
-		'postgres', qq{
-SELECT id, (idgen.snowflake_decode(id)).worker_id
-  FROM (SELECT idgen.snowflake_next() AS id FROM generate_series(1, $n)) s});
-	my (@ids, %workers);
-	for my $line (split /\n/, $out)
-	{
-		my ($id, $w) = split /\|/, $line;
-		push @ids, $id;
-		$workers{$w} = 1;
-	}
-	return (\@ids, [ sort keys %workers ]);
-}
 
 my $coord = PostgreSQL::Test::Cluster->new('coordinator');
 $coord->init;
@@ -152,7 +73,7 @@ my $leased = new_node('leased', '', "$coordinator password=$secret");
 ok(wait_state($leased, 'held'), 'leased node: lease held');
 my $taken = status_of($leased, 'worker_id');
 my $leased_holder = holder_of($leased);
-my ($leased_ids) = issue($leased, 20);
+my ($leased_ids) = issue_decoded($leased, 20);
 
 # ---------------------------------------------------------------------------
 # A static id that no one holds: claimed through the lease table.
@@ -162,7 +83,7 @@ my $static_ok = new_node('static_free', "idgen.worker_id = $free_static\n");
 ok(wait_state($static_ok, 'held'), "static id $free_static, free: lease held");
 is(status_of($static_ok, 'worker_id'), $free_static, "static node: worker id $free_static");
 {
-	my ($ids, $workers) = issue($static_ok, 20);
+	my ($ids, $workers) = issue_decoded($static_ok, 20);
 	is_deeply($workers, [$free_static], "static node: IDs decode to $free_static");
 }
 is( $coord->safe_psql('postgres',
@@ -231,7 +152,7 @@ SELECT n.acquired_at >= o.released_at + interval '$MARGIN s'
 my ($clash_ok) = poll_until($clash, 'SELECT idgen.snowflake_next() > 0', 't', 10);
 ok($clash_ok, 'static node issues IDs');
 {
-	my ($ids, $workers) = issue($clash, 20);
+	my ($ids, $workers) = issue_decoded($clash, 20);
 	is_deeply($workers, [$taken], "static node: IDs decode to $taken");
 	cmp_ok($ids->[0], '>', $leased_ids->[-1], "static node: IDs above the previous holder's");
 }

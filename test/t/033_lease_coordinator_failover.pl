@@ -19,44 +19,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use IPC::Run ();
 use Time::HiRes qw(usleep);
 
 my $TTL = 15;    # failover within ~0.3 TTL of a renewal attempt is safe
-
-# Poll $sql until it prints $want, for at most $timeout seconds.  Returns
-# whether it did and the last output.
-sub poll_until
-{
-	my ($node, $sql, $want, $timeout) = @_;
-	my $deadline = Time::HiRes::time() + ($timeout // 30);
-	my $out = '';
-	for (;;)
-	{
-		my ($ret, $stdout, $stderr) = $node->psql('postgres', $sql);
-		$out = $ret == 0 ? $stdout : "error: $stderr";
-		return (1, $out) if $ret == 0 && $stdout eq $want;
-		return (0, $out) if Time::HiRes::time() > $deadline;
-		usleep(100_000);
-	}
-}
-
-sub status_of
-{
-	my ($node, $col) = @_;
-	return $node->safe_psql('postgres', "SELECT $col FROM idgen.status");
-}
-
-sub wait_state
-{
-	my ($node, $state, $timeout) = @_;
-	my ($ok, $out) = poll_until($node, 'SELECT lease_state FROM idgen.status',
-		$state, $timeout // 15);
-	diag('lease_state of ' . $node->name . ": $out; lease_error: "
-		  . status_of($node, 'lease_error'))
-	  unless $ok;
-	return $ok;
-}
 
 # ---------------------------------------------------------------------------
 # Coordinator primary and standby

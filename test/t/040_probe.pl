@@ -38,45 +38,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
 use Time::HiRes qw(usleep);
 
 my $INTERVAL = 2;    # idgen.probe_interval, seconds
-
-# Poll $sql until it prints $want, for at most $timeout seconds.  Returns
-# whether it did, the last output and the seconds waited.
-sub poll_until
-{
-	my ($node, $sql, $want, $timeout) = @_;
-	my $start = Time::HiRes::time();
-	my $out = '';
-	for (;;)
-	{
-		my ($ret, $stdout, $stderr) = $node->psql('postgres', $sql);
-		$out = $ret == 0 ? $stdout : "error: $stderr";
-		my $waited = Time::HiRes::time() - $start;
-		return (1, $out, $waited) if $ret == 0 && $stdout eq $want;
-		return (0, $out, $waited) if $waited > $timeout;
-		usleep(100_000);
-	}
-}
-
-# Run SQL that may fail; return psql's exit code, stdout, stderr, SQLSTATE.
-sub try_sql
-{
-	my ($node, $sql) = @_;
-	my ($stdout, $stderr) = ('', '');
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	my ($sqlstate) = $stderr =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	return {
-		ret => $ret,
-		stdout => $stdout,
-		stderr => $stderr,
-		sqlstate => $sqlstate // ''
-	};
-}
 
 sub status_row
 {
