@@ -296,6 +296,7 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(callcxt);	/* commit leaves us in TopMemoryContext */
 		call->ok = true;
 	}
 	PG_CATCH();
@@ -480,6 +481,7 @@ idgen_lease_worker_main(Datum main_arg)
 	int			failures = 0;
 	int64		next_renew_ns = 0;
 	char		host[128];
+	MemoryContext loop_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -503,6 +505,10 @@ idgen_lease_worker_main(Datum main_arg)
 	before_shmem_exit(lease_release_at_exit, (Datum) 0);
 	lease_set_state(LEASE_ACQUIRING, NULL);
 
+	/* what one round allocates (call parameters and results) is freed after it */
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "idgen lease worker",
+									 ALLOCSET_DEFAULT_SIZES);
+
 	for (;;)
 	{
 		LeaseCall	call;
@@ -510,6 +516,8 @@ idgen_lease_worker_main(Datum main_arg)
 		long		sleep_ms;
 		int64		now = idgen_monotonic_ns();
 
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
