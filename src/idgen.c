@@ -30,8 +30,6 @@
 
 PG_MODULE_MAGIC;
 
-bool		idgen_preloaded = false;
-
 void		_PG_init(void);
 
 void
@@ -42,7 +40,6 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	idgen_preloaded = true;
 	idgen_define_gucs();
 	MarkGUCPrefixReserved("idgen");
 

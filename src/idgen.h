@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * idgen.h
- *	  Definitions shared by every part of the idgen extension: whether the
- *	  library was preloaded, the time conversions every generator uses, and
- *	  the entry points each module offers to the module initialiser.
+ *	  Definitions shared by every part of the idgen extension: the time
+ *	  conversions between Unix time and timestamptz that every generator
+ *	  uses.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,13 +15,6 @@
 /* Microseconds between the Unix epoch and PostgreSQL's 2000-01-01 epoch. */
 #define IDGEN_UNIX_TO_PG_USECS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
-
-/*
- * True when the library was loaded through shared_preload_libraries, so that
- * shared memory, the write-ahead-log resource manager and the time floor are
- * available.  Set once in _PG_init and never changed afterwards.
- */
-extern bool idgen_preloaded;
 
 /* Unix time in microseconds from a timestamptz (caller checks finiteness). */
 static inline int64
