@@ -328,7 +328,6 @@ DECLARE
     cap   integer := (1 << p_worker_bits);
     cand  integer;
     cur   idgen.leases;
-    candidates integer[];
 BEGIN
     -- simultaneous first boots: one acquisition at a time (a key of its
     -- own: (7534, id) are the holders' locks)
@@ -348,15 +347,20 @@ BEGIN
                   HINT = 'Every node leasing from one coordinator must use the same idgen.epoch, idgen.tick and bit settings.';
     END IF;
 
-    IF p_static_id >= 0 THEN
-        candidates := ARRAY[p_static_id];
-    ELSIF p_prefer_id >= 0 AND p_prefer_id < cap THEN
-        candidates := ARRAY[p_prefer_id] || ARRAY(SELECT g FROM generate_series(0, cap - 1) g WHERE g <> p_prefer_id);
-    ELSE
-        candidates := ARRAY(SELECT g FROM generate_series(0, cap - 1) g);
-    END IF;
-
-    FOREACH cand IN ARRAY candidates LOOP
+    -- Candidates in order: the static id; else the id this node held last,
+    -- then every id without a live (or quarantined) lease of another holder.
+    -- Streamed, never materialised: the id space can be 2^30.
+    FOR cand IN
+        SELECT p_static_id WHERE p_static_id >= 0
+        UNION ALL
+        SELECT p_prefer_id WHERE p_static_id < 0 AND p_prefer_id >= 0 AND p_prefer_id < cap
+        UNION ALL
+        SELECT g FROM generate_series(0, cap - 1) g
+         WHERE p_static_id < 0 AND g IS DISTINCT FROM p_prefer_id
+           AND NOT EXISTS (SELECT 1 FROM idgen.leases l
+                            WHERE l.worker_id = g AND l.holder <> p_holder
+                              AND l.expires_at + make_interval(secs => p_margin_s) > now())
+    LOOP
         SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = cand FOR UPDATE;
         IF FOUND AND cur.holder <> p_holder
            AND cur.expires_at + make_interval(secs => p_margin_s) > now() THEN
@@ -504,6 +508,16 @@ BEGIN
     END IF;
     IF "window" IS NULL OR "window" <= interval '0' THEN
         RAISE EXCEPTION 'probe window must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The scheduled probe reads the table as the worker's superuser: only
+    -- plain tables (no view code to run) and only their owners.
+    IF (SELECT relkind FROM pg_class WHERE oid = tbl) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'The uniqueness probe checks ordinary and partitioned tables.';
+    END IF;
+    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
     END IF;
     SELECT a.atttypid::regtype, pg_get_expr(d.adbin, d.adrelid)
       INTO typ, dflt

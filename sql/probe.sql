@@ -468,6 +468,21 @@ SELECT count(*) > 0 AS sees_status FROM idgen.probe_status;
 SELECT count(*) > 0 AS sees_probe_stats FROM idgen.stats WHERE metric LIKE 'idgen_probe_%';
 RESET ROLE;
 REVOKE SELECT ON probe_sf FROM regress_probe_user;
+
+-- Only plain tables, and only by their owners: the scheduled run reads them
+-- as a superuser, so no view code may run there.
+CREATE VIEW probe_view AS SELECT id FROM probe_sf;
+SELECT idgen.probe_register('probe_view', 'id');
+\echo :LAST_ERROR_SQLSTATE
+GRANT EXECUTE ON FUNCTION idgen.probe_register(regclass, name, interval) TO regress_probe_user;
+GRANT SELECT, INSERT, UPDATE ON idgen.probes TO regress_probe_user;
+SET ROLE regress_probe_user;
+SELECT idgen.probe_register('probe_sf', 'id');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE ALL ON idgen.probes FROM regress_probe_user;
+REVOKE EXECUTE ON FUNCTION idgen.probe_register(regclass, name, interval) FROM regress_probe_user;
+DROP VIEW probe_view;
 DROP ROLE regress_probe_user;
 
 --

@@ -113,6 +113,7 @@ lease_check_issuable(int64 start_ms)
 	uint64		deadline = pg_atomic_read_u64(&lease_shared->deadline_ns);
 	LeaseSnapshot snap;
 
+	pg_read_barrier();			/* pairs with lease_publish_held's write barrier */
 	if (likely(deadline != 0 && (int64) deadline > idgen_monotonic_ns() &&
 			   start_ms <= (int64) pg_atomic_read_u64(&lease_shared->horizon_ms)))
 		return;

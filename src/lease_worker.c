@@ -145,8 +145,17 @@ lease_wait_socket(int events, int64 deadline_ns)
 static bool
 lease_connect(LeaseCall *call)
 {
-	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *values[] = {"5", "idgen lease worker", idgen_coordinator, NULL};
+	/*
+	 * Defaults first, so that the user's connection string can override
+	 * them: bounded connection attempts, and keepalives so that a session
+	 * cut off by a partition dies (and frees its advisory lock on the
+	 * coordinator) in about a minute rather than hours.
+	 */
+	const char *keys[] = {"connect_timeout", "application_name",
+		"keepalives", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "tcp_user_timeout", "dbname", NULL};
+	const char *values[] = {"5", "idgen lease worker",
+		"1", "30", "10", "3", "60000", idgen_coordinator, NULL};
 	int64		deadline = idgen_monotonic_ns() + LEASE_CALL_TIMEOUT_MS * NS_PER_MS;
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
 
@@ -189,8 +198,12 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 		lease_disconnect();
 		if (!lease_connect(call))
 			return;
-		/* lease writes must be durable on the coordinator */
-		lease_call_remote("SET synchronous_commit = on", 0, NULL, call);
+		/*
+		 * Lease writes must be durable on the coordinator; timestamps come
+		 * back in ISO form whatever the coordinator's DateStyle.
+		 */
+		lease_call_remote("SELECT set_config('synchronous_commit', 'on', false),"
+						  " set_config('DateStyle', 'ISO', false)", 0, NULL, call);
 		if (!call->ok)
 			return;
 		call->ok = false;
@@ -413,7 +426,7 @@ lease_acquire(LeaseCall *call)
 	/* start above everything the id's previous holders may have issued */
 	snowflake_publish_worker(held_worker_id, previous_floor_ms);
 
-	if (in_use * 5 >= capacity * 4)
+	if ((int64) in_use * 5 >= (int64) capacity * 4)
 		ereport(WARNING,
 				(errmsg("idgen: %d of %d worker ids are leased", in_use, capacity),
 				 errhint("When all are taken, new nodes cannot issue Snowflake IDs; consider more worker bits.")));

@@ -79,6 +79,7 @@ segment_shmem_init(void)
 		memset(segment_shared, 0, sizeof(SegmentShared));
 		SpinLockInit(&segment_shared->mutex);
 		pg_atomic_init_u64(&segment_shared->generation_counter, 0);
+		ConditionVariableInit(&segment_shared->grant_cv);
 	}
 
 	info.keysize = NAMEDATALEN;
@@ -131,15 +132,24 @@ segment_wake_worker(void)
 		SetLatch(latch);
 }
 
+/*
+ * Set up a slot for a tag, under the exclusive hash lock.  The memory may be
+ * that of a dropped tag that a backend still points to: the new generation
+ * goes in first, so that such a backend discards whatever it draws from here
+ * (segment_next() checks the generation after its fetch-add), and the reset
+ * happens under the slot's spinlock, never by re-initialising it (zeroed
+ * shared memory is an unlocked spinlock, and a reused one is left unlocked).
+ */
 static void
 segment_slot_init(SegmentSlot *slot)
 {
 	slot->generation = pg_atomic_add_fetch_u64(&segment_shared->generation_counter, 1);
-	pg_atomic_init_u64(&slot->cur_next, 0);
-	pg_atomic_init_u64(&slot->cur_end, 0);
-	pg_atomic_init_u64(&slot->prefetch_at, PG_UINT64_MAX);
-	pg_atomic_init_u32(&slot->prefetch_wanted, 0);
-	SpinLockInit(&slot->mutex);
+	pg_write_barrier();
+	SpinLockAcquire(&slot->mutex);
+	pg_atomic_write_u64(&slot->cur_end, 0);
+	pg_atomic_write_u64(&slot->cur_next, 0);
+	pg_atomic_write_u64(&slot->prefetch_at, PG_UINT64_MAX);
+	pg_atomic_write_u32(&slot->prefetch_wanted, 0);
 	slot->cur_start = 0;
 	slot->has_next = false;
 	slot->next_start = slot->next_end = 0;
@@ -151,7 +161,7 @@ segment_slot_init(SegmentSlot *slot)
 	slot->step_in_use = 0;
 	slot->last_grant_at = 0;
 	slot->grants = 0;
-	ConditionVariableInit(&slot->cv);
+	SpinLockRelease(&slot->mutex);
 }
 
 /*
@@ -239,8 +249,9 @@ segment_remove(const char *key)
 	if (slot)
 	{
 		slot->generation = 0;
-		ConditionVariableBroadcast(&slot->cv);
+		pg_write_barrier();
 		hash_search(segment_hash, key, HASH_REMOVE, NULL);
+		ConditionVariableBroadcast(&segment_shared->grant_cv);
 	}
 	LWLockRelease(lock);
 	cached_slot = NULL;
@@ -279,7 +290,7 @@ segment_wait_for_range(SegmentSlot *slot, const char *key, uint64 observed_end,
 	int64		deadline_ns = idgen_monotonic_ns() +
 		(int64) idgen_segment_wait_timeout_ms * 1000000;
 
-	ConditionVariablePrepareToSleep(&slot->cv);
+	ConditionVariablePrepareToSleep(&segment_shared->grant_cv);
 	for (;;)
 	{
 		bool		done = false;
@@ -326,7 +337,8 @@ segment_wait_for_range(SegmentSlot *slot, const char *key, uint64 observed_end,
 							   idgen_segment_wait_timeout_ms),
 					 errhint("Check that the idgen worker is running (pg_stat_activity, backend_type 'idgen worker') in idgen.database, what it waits for (a lock on the tag's row in idgen.segment_alloc, synchronous standbys), and the server log.")));
 		}
-		(void) ConditionVariableTimedSleep(&slot->cv, Min(remaining_ns / 1000000 + 1, 1000),
+		(void) ConditionVariableTimedSleep(&segment_shared->grant_cv,
+										   Min(remaining_ns / 1000000 + 1, 1000),
 										   PG_WAIT_EXTENSION);
 		segment_wake_worker();
 	}
@@ -411,6 +423,13 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 
 		pg_read_barrier();
 		value = pg_atomic_fetch_add_u64(&slot->cur_next, 1);
+		if (unlikely(slot->generation != cached_generation))
+		{
+			/* the tag was dropped (and its slot maybe reused) meanwhile */
+			cached_slot = NULL;
+			slot = segment_lookup(key);
+			continue;
+		}
 		if (likely(value < end))
 		{
 			if (unlikely(value == pg_atomic_read_u64(&slot->prefetch_at)))
@@ -482,9 +501,9 @@ idgen_segment_buffers(PG_FUNCTION_ARGS)
 		uint64		cur_end = pg_atomic_read_u64(&slot->cur_end);
 		bool		current_left;
 
+		values[0] = CStringGetTextDatum(slot->tag); /* the key: immutable */
 		SpinLockAcquire(&slot->mutex);
 		current_left = cur_next < cur_end;
-		values[0] = CStringGetTextDatum(slot->tag);
 		values[1] = Int32GetDatum((current_left ? 1 : 0) + (slot->has_next ? 1 : 0));
 		values[2] = Int64GetDatum((int64) slot->cur_start);
 		values[3] = Int64GetDatum((int64) cur_end);
@@ -587,11 +606,16 @@ segment_worker_serve(void)
 {
 	HASH_SEQ_STATUS status;
 	SegmentSlot *slot;
-	char	  (*todo)[NAMEDATALEN];
+	typedef struct SegmentTodo
+	{
+		char		tag[NAMEDATALEN];
+		uint64		generation;
+	}			SegmentTodo;
+	SegmentTodo *todo;
 	int			ntodo = 0;
 	int			i;
 
-	todo = palloc(sizeof(*todo) * idgen_segment_max_tags);
+	todo = palloc(sizeof(SegmentTodo) * idgen_segment_max_tags);
 	LWLockAcquire(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH), LW_SHARED);
 	hash_seq_init(&status, segment_hash);
 	while ((slot = hash_seq_search(&status)) != NULL)
@@ -602,7 +626,10 @@ segment_worker_serve(void)
 		needed = segment_slot_needs_grant(slot);
 		SpinLockRelease(&slot->mutex);
 		if (needed && ntodo < idgen_segment_max_tags)
-			memcpy(todo[ntodo++], slot->tag, NAMEDATALEN);
+		{
+			memcpy(todo[ntodo].tag, slot->tag, NAMEDATALEN);
+			todo[ntodo++].generation = slot->generation;
+		}
 	}
 	LWLockRelease(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH));
 
@@ -613,18 +640,19 @@ segment_worker_serve(void)
 		bool		waited;
 
 		CHECK_FOR_INTERRUPTS();
-		edata = segment_try_grant(todo[i], &grant);
+		edata = segment_try_grant(todo[i].tag, &grant);
 
 		if (edata)
 		{
 			ereport(LOG,
 					(errmsg("idgen worker: could not grant a range for segment tag \"%s\": %s",
-							todo[i], edata->message)));
+							todo[i].tag, edata->message)));
 		}
 
 		LWLockAcquire(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH), LW_SHARED);
-		slot = hash_search(segment_hash, todo[i], HASH_FIND, NULL);
-		if (slot)
+		slot = hash_search(segment_hash, todo[i].tag, HASH_FIND, NULL);
+		/* a tag dropped (and maybe created again) meanwhile gets nothing */
+		if (slot && slot->generation == todo[i].generation)
 		{
 			SpinLockAcquire(&slot->mutex);
 			waited = slot->grant_requested;
@@ -653,7 +681,7 @@ segment_worker_serve(void)
 				slot->grants++;
 			}
 			SpinLockRelease(&slot->mutex);
-			ConditionVariableBroadcast(&slot->cv);
+			ConditionVariableBroadcast(&segment_shared->grant_cv);
 			if (!edata)
 			{
 				idgen_count_event(IDGEN_C_SEGMENT_GRANTS);

@@ -54,7 +54,6 @@ typedef struct SegmentSlot
 	TimestampTz last_grant_at;
 	uint64		grants;
 
-	ConditionVariable cv;		/* broadcast after each grant or failure */
 } SegmentSlot;
 
 /* State shared with the worker. */
@@ -65,6 +64,16 @@ typedef struct SegmentShared
 	pid_t		worker_pid;
 	Oid			database_oid;	/* database the worker serves, once connected */
 	pg_atomic_uint64 generation_counter;	/* atomic */
+
+	/*
+	 * Callers waiting for a grant sleep here, whatever their tag, and are
+	 * woken after each grant, failure or drop.  One condition variable for
+	 * all tags: a slot's memory is reused after a drop, and a condition
+	 * variable must not be re-initialised while anyone may still sleep on
+	 * it.  Waits are rare (the prefetch normally wins), so the extra
+	 * wake-ups cost nothing that matters.
+	 */
+	ConditionVariable grant_cv;
 } SegmentShared;
 
 /* What the worker's grant transaction produced. */

@@ -23,8 +23,10 @@
  *	  published only after it is durable.
  *	- Structures are initialised once, in the postmaster (or a standalone
  *	  backend), under AddinShmemInitLock; nothing is taken after that.
- *	- No lock is held while waiting for the clock; LWLocks are held only for
- *	  bounded I/O (the time-floor write), never across a sleep.
+ *	- No lock is held while waiting for the clock.  The floor LWLock is held
+ *	  across the floor's WAL flush, fsync and wait for synchronous standbys;
+ *	  others wait for it with LWLockConditionalAcquire in a loop that
+ *	  services interrupts, never in an uninterruptible LWLock wait.
  *
  *-------------------------------------------------------------------------
  */

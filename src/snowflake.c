@@ -412,10 +412,20 @@ snowflake_raise_floor(int64 needed_ms, bool must_wait)
 	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_FLOOR);
 	int64		reserve = idgen_time_floor_reserve_ms;
 
-	if (must_wait)
-		LWLockAcquire(lock, LW_EXCLUSIVE);
-	else if (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
-		return;
+	/*
+	 * The holder may be waiting for synchronous standbys, for as long as
+	 * they take: wait for the lock in a loop that services interrupts (an
+	 * LWLock wait holds them off), and stop as soon as someone else's raise
+	 * has covered what we need.
+	 */
+	while (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
+	{
+		if (!must_wait ||
+			needed_ms <= (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms))
+			return;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(100);
+	}
 
 	if (needed_ms > (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms) - reserve / 2)
 	{
@@ -580,6 +590,8 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 			continue;
 		}
 		now_tick = (uint64) (now_ms - idgen_epoch_ms) / idgen_tick_ms;
+		if (unlikely(now_tick > max_tick))
+			now_tick = max_tick + 1;	/* refused below, before any shift can wrap */
 
 		if (likely(now_tick > last_tick))
 			next = now_tick << sequence_shift;
@@ -600,8 +612,8 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 			continue;
 		}
 
-		next_tick = next >> sequence_shift;
-		if (unlikely(next_tick > max_tick))
+		next_tick = (now_tick > last_tick) ? now_tick : last_tick;
+		if (unlikely(next_tick > max_tick || (next >> sequence_shift) != next_tick))
 		{
 			idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_EXHAUSTED);
 			ereport(ERROR,

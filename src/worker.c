@@ -1,16 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  idgen's background worker.
+ *	  idgen's background workers in idgen.database: the segment worker
+ *	  ("idgen worker") and the probe worker ("idgen probe worker").
  *
- * One worker per server, started once recovery has finished (a standby
- * runs none), connected to the database named by idgen.database.  Today it
- * grants segment ranges (segment.c, segment_grant.c): it sleeps on its
- * latch, which callers set when a tag needs a range, and looks at every tag
- * once a second in case a wake-up was missed.  Every idgen.probe_interval
- * seconds it runs the registered uniqueness probes (idgen.probe_run()).  Its session runs with
- * synchronous_commit = on regardless of the server's setting, because the
- * grants it commits protect uniqueness across crashes.
+ * Both start once recovery has finished (a standby runs neither) and
+ * connect to the database named by idgen.database.
+ *
+ * The idgen worker grants segment ranges (segment.c, segment_grant.c): it
+ * sleeps on its latch, which callers set when a tag needs a range, and looks
+ * at every tag once a second in case a wake-up was missed.  Its session runs
+ * with synchronous_commit = on regardless of the server's setting, because
+ * the grants it commits protect uniqueness across crashes.
+ *
+ * The probe worker runs the registered uniqueness probes (idgen.probe_run())
+ * every idgen.probe_interval seconds.  It is a worker of its own so that a
+ * long probe, or one waiting for a lock on a probed table, can never hold up
+ * segment grants; each run also gives up on a table lock after
+ * IDGEN_PROBE_LOCK_TIMEOUT (that probe fails and is logged, the others go
+ * on).
  *
  *-------------------------------------------------------------------------
  */
@@ -34,10 +42,11 @@
 #include "segment.h"
 #include "worker.h"
 
-#define IDGEN_WORKER_NAP_MS 1000
+#define IDGEN_WORKER_NAP_MS			1000
+#define IDGEN_PROBE_LOCK_TIMEOUT	"5s"
 
-void
-idgen_register_worker(void)
+static void
+register_database_worker(const char *name, const char *function)
 {
 	BackgroundWorker worker;
 
@@ -46,10 +55,63 @@ idgen_register_worker(void)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 2;
 	strlcpy(worker.bgw_library_name, "idgen", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "idgen_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "idgen worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "idgen worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
+}
+
+void
+idgen_register_worker(void)
+{
+	register_database_worker("idgen worker", "idgen_worker_main");
+	register_database_worker("idgen probe worker", "idgen_probe_worker_main");
+}
+
+/* Signal handlers and the connection to idgen.database. */
+static void
+worker_connect(const char *appname)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(idgen_database, NULL, 0);
+	SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_OVERRIDE);
+	pgstat_report_appname(appname);
+}
+
+/* Sleep on the latch for at most timeout_ms; service interrupts and reloads. */
+static void
+worker_nap(long timeout_ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 Max(timeout_ms, 1), PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+void
+idgen_worker_main(Datum main_arg)
+{
+	worker_connect("idgen worker");
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+
+	segment_worker_attach(MyDatabaseId);
+	ereport(LOG,
+			(errmsg("idgen worker started in database \"%s\"", idgen_database)));
+
+	for (;;)
+	{
+		worker_nap(IDGEN_WORKER_NAP_MS);
+		segment_worker_serve();
+	}
 }
 
 /* Run the uniqueness probes in a transaction of their own; log failures. */
@@ -65,7 +127,9 @@ worker_run_probes(void)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "idgen: running uniqueness probes");
-		if (SPI_execute("SELECT count(*) FROM idgen.probe_run()", false, 0) != SPI_OK_SELECT)
+		if (SPI_execute("SET LOCAL lock_timeout = '" IDGEN_PROBE_LOCK_TIMEOUT "'",
+						false, 0) != SPI_OK_UTILITY ||
+			SPI_execute("SELECT count(*) FROM idgen.probe_run()", false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "idgen: could not run the uniqueness probes");
 		SPI_finish();
 		PopActiveSnapshot();
@@ -80,47 +144,25 @@ worker_run_probes(void)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		ereport(LOG,
-				(errmsg("idgen worker: uniqueness probes failed: %s", edata->message)));
+				(errmsg("idgen probe worker: uniqueness probes failed: %s", edata->message)));
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 void
-idgen_worker_main(Datum main_arg)
+idgen_probe_worker_main(Datum main_arg)
 {
 	int64		next_probe_ns = 0;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	BackgroundWorkerInitializeConnection(idgen_database, NULL, 0);
-	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("application_name", "idgen worker", PGC_USERSET, PGC_S_OVERRIDE);
-	pgstat_report_appname("idgen worker");
-
-	segment_worker_attach(MyDatabaseId);
-	ereport(LOG,
-			(errmsg("idgen worker started in database \"%s\"", idgen_database)));
+	worker_connect("idgen probe worker");
 
 	for (;;)
 	{
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 IDGEN_WORKER_NAP_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-
-		segment_worker_serve();
+		long		nap_ms = IDGEN_WORKER_NAP_MS;
 
 		if (idgen_probe_interval_s > 0)
 		{
@@ -133,8 +175,11 @@ idgen_worker_main(Datum main_arg)
 				worker_run_probes();
 				next_probe_ns = idgen_monotonic_ns() + (int64) idgen_probe_interval_s * 1000000000;
 			}
+			nap_ms = Min(nap_ms, (next_probe_ns - idgen_monotonic_ns()) / 1000000 + 1);
 		}
 		else
 			next_probe_ns = 0;
+
+		worker_nap(nap_ms);
 	}
 }

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * worker.h
- *	  idgen's background worker.
+ *	  idgen's background workers in idgen.database (segments, probes).
  *
  *-------------------------------------------------------------------------
  */
@@ -10,5 +10,6 @@
 
 extern void idgen_register_worker(void);
 extern PGDLLEXPORT void idgen_worker_main(Datum main_arg);
+extern PGDLLEXPORT void idgen_probe_worker_main(Datum main_arg);
 
 #endif							/* IDGEN_WORKER_H */

@@ -126,9 +126,10 @@ is( $node->safe_psql(
 	'1',
 	'the idgen worker runs in idgen.database');
 
-# The worker's pid: the WARNINGs below must come from it.
+# The probe worker's pid: the WARNINGs below must come from it.
 my $worker_pid = $node->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'idgen worker'");
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'idgen probe worker' AND datname = 'postgres'");
+ok($worker_pid =~ /^\d+$/, 'the probe worker runs in idgen.database, apart from the segment worker');
 
 # Plant the duplicates.
 my %runs0 = map { $_ => runs_of($node, $_) } qw(sf uu sg sg_below);
