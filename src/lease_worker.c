@@ -423,9 +423,6 @@ lease_acquire(LeaseCall *call)
 	held_horizon_ms = 0;
 	held_previous_floor_ms = previous_floor_ms;
 
-	/* start above everything the id's previous holders may have issued */
-	snowflake_publish_worker(held_worker_id, previous_floor_ms);
-
 	if ((int64) in_use * 5 >= (int64) capacity * 4)
 		ereport(WARNING,
 				(errmsg("idgen: %d of %d worker ids are leased", in_use, capacity),
@@ -434,12 +431,19 @@ lease_acquire(LeaseCall *call)
 			(errmsg("idgen lease worker: holding worker id %d (generation %lld, %d of %d ids in use)",
 					held_worker_id, (long long) held_generation, in_use, capacity)));
 
-	/* the first renewal records the horizon and publishes the lease */
+	/*
+	 * The first renewal records the horizon on the coordinator and publishes
+	 * the deadline; only then is the id published, above everything its
+	 * previous holders may have issued.  So no ID ever carries this id
+	 * before a horizon covering it is durable on the coordinator, even from
+	 * a backend that passed its lease check under the previous holding.
+	 */
 	if (!lease_renew(&renew))
 	{
 		*call = renew;
 		return false;
 	}
+	snowflake_publish_worker(held_worker_id, previous_floor_ms);
 	return true;
 }
 
