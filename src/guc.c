@@ -203,6 +203,17 @@ require_layout_settings_applied(void)
 	}
 }
 
+/*
+ * Whether this server leases its worker id: always with idgen.worker_id = -1,
+ * and for a static id too once a coordinator is configured (it is then
+ * claimed through the same lease table).  Fixed at start-up.
+ */
+bool
+idgen_leasing_configured(void)
+{
+	return idgen_worker_id < 0 || idgen_coordinator[0] != '\0';
+}
+
 void
 idgen_define_gucs(void)
 {

@@ -43,6 +43,7 @@ extern int	idgen_segment_interleave_index;
 extern int	idgen_probe_interval_s;
 
 extern void idgen_define_gucs(void);
+extern bool idgen_leasing_configured(void);
 extern bool idgen_parse_epoch(const char *text, int64 *unix_ms);
 
 #endif							/* IDGEN_GUC_H */

@@ -80,7 +80,7 @@ lease_shmem_init(void)
 	pg_atomic_init_u64(&lease_shared->deadline_ns, 0);
 	pg_atomic_init_u64(&lease_shared->horizon_ms, 0);
 	SpinLockInit(&lease_shared->mutex);
-	lease_shared->lease_mode = (idgen_worker_id < 0 || idgen_coordinator[0] != '\0');
+	lease_shared->lease_mode = idgen_leasing_configured();
 	lease_shared->state = lease_shared->lease_mode ? LEASE_ACQUIRING : LEASE_STATIC;
 	lease_shared->worker_id = idgen_worker_id;
 	lease_shared->capacity = 1 << idgen_worker_bits;

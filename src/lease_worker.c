@@ -93,7 +93,7 @@ idgen_register_lease_worker(void)
 {
 	BackgroundWorker worker;
 
-	if (!(idgen_worker_id < 0 || idgen_coordinator[0] != '\0'))
+	if (!idgen_leasing_configured())
 		return;					/* static worker id, no coordinator */
 
 	memset(&worker, 0, sizeof(worker));

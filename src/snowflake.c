@@ -315,12 +315,30 @@ snowflake_shmem_init(void)
 	pg_atomic_init_u64(&snowflake_shared->last_issued, state_for_floor(floor_ms));
 	/* a static id without a coordinator is ours at once; others are leased */
 	pg_atomic_init_u32(&snowflake_shared->worker_id,
-					   (idgen_worker_id >= 0 && idgen_coordinator[0] == '\0') ?
+					   !idgen_leasing_configured() ?
 					   (uint32) idgen_worker_id : SNOWFLAKE_NO_WORKER);
 	pg_atomic_init_u32(&snowflake_shared->issued_since_start, 0);
 
 	if (!IsUnderPostmaster)
 		on_shmem_exit(snowflake_shmem_exit, (Datum) 0);
+}
+
+/*
+ * Raise the state word so that everything up to floor_ms counts as issued
+ * (a replayed floor, or a leased id's previous holders).  If it moved, the
+ * last "issued" tick is now a floor, which refusals report as such.
+ */
+static void
+snowflake_raise_to_floor(int64 floor_ms)
+{
+	uint64		target = state_for_floor(floor_ms);
+	uint64		last = pg_atomic_read_u64(&snowflake_shared->last_issued);
+
+	while (last < target &&
+		   !pg_atomic_compare_exchange_u64(&snowflake_shared->last_issued, &last, target))
+		;
+	if (last < target)
+		pg_atomic_write_u32(&snowflake_shared->issued_since_start, 0);
 }
 
 /*
@@ -331,8 +349,6 @@ void
 snowflake_replay_floor(const IdgenFloorRecord *rec)
 {
 	IdgenLayout current;
-	uint64		target;
-	uint64		last;
 
 	if (snowflake_shared == NULL)
 		return;
@@ -356,13 +372,7 @@ snowflake_replay_floor(const IdgenFloorRecord *rec)
 		pg_atomic_write_u64(&snowflake_shared->floor_ms, (uint64) rec->floor_ms);
 	}
 
-	target = state_for_floor(rec->floor_ms);
-	last = pg_atomic_read_u64(&snowflake_shared->last_issued);
-	while (last < target &&
-		   !pg_atomic_compare_exchange_u64(&snowflake_shared->last_issued, &last, target))
-		;
-	if (last < target)
-		pg_atomic_write_u32(&snowflake_shared->issued_since_start, 0);
+	snowflake_raise_to_floor(rec->floor_ms);
 	LWLockRelease(idgen_lwlock(IDGEN_LWLOCK_FLOOR));
 }
 
@@ -373,17 +383,8 @@ snowflake_replay_floor(const IdgenFloorRecord *rec)
 void
 snowflake_publish_worker(int32 worker_id, int64 previous_floor_ms)
 {
-	uint64		target;
-	uint64		last;
-
 	snowflake_derive_layout();
-	target = state_for_floor(previous_floor_ms);
-	last = pg_atomic_read_u64(&snowflake_shared->last_issued);
-	while (last < target &&
-		   !pg_atomic_compare_exchange_u64(&snowflake_shared->last_issued, &last, target))
-		;
-	if (last < target)
-		pg_atomic_write_u32(&snowflake_shared->issued_since_start, 0);	/* from a floor */
+	snowflake_raise_to_floor(previous_floor_ms);
 	pg_write_barrier();
 	pg_atomic_write_u32(&snowflake_shared->worker_id, (uint32) worker_id);
 }
