@@ -5,7 +5,8 @@
 set -euo pipefail
 
 IDGEN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
+# IDGEN_PG_BIN picks another PostgreSQL installation (e.g. a private copy).
+PG_BIN=${IDGEN_PG_BIN:-/usr/lib/postgresql/15/bin}
 export PATH="$PG_BIN:$PATH"
 
 IDGEN_PACKAGES=(
