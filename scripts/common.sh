@@ -9,18 +9,9 @@ IDGEN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BIN=${IDGEN_PG_BIN:-/usr/lib/postgresql/15/bin}
 export PATH="$PG_BIN:$PATH"
 
-IDGEN_PACKAGES=(
-	build-essential
-	postgresql-15
-	postgresql-server-dev-15
-	postgresql-contrib
-	postgresql-15-pgtap
-	libtap-parser-sourcehandler-pgtap-perl
-	libipc-run-perl
-	libfaketime
-	faketime
-	perl
-)
+# Debian packages, one per line, in scripts/packages.d/*.list (one list per
+# concern, so each test layer names what it needs in its own file).
+mapfile -t IDGEN_PACKAGES < <(cat "$IDGEN_ROOT"/scripts/packages.d/*.list | sed -e 's/#.*//' -e '/^[[:space:]]*$/d')
 
 idgen_require_root() {
 	if [ "$(id -u)" -ne 0 ]; then
