@@ -11,7 +11,7 @@
 EXTENSION = idgen
 MODULE_big = idgen
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA = idgen--1.0.sql
+DATA = idgen--1.0.sql idgen--1.1.sql idgen--1.0--1.1.sql
 PGFILEDESC = "idgen - UUIDv7, Snowflake and segment ID generators"
 
 PG_CONFIG ?= pg_config

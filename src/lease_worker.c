@@ -6,7 +6,7 @@
  * Started when recovery has finished (a standby leases nothing), only in
  * leased mode (idgen.worker_id = -1, or a static id with idgen.coordinator
  * set).  It talks to the coordinator through its lease functions
- * (idgen.lease_acquire / lease_renew / lease_release, see idgen--1.0.sql):
+ * (idgen.lease_acquire / lease_renew / lease_release, see idgen--1.1.sql):
  *
  *	- over libpq when idgen.coordinator is set: asynchronously, so that every
  *	  call, the connection attempt included, has a timeout, and with

@@ -23,16 +23,16 @@ SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extna
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'idgen'),
           false, 'pg_extension: idgen is not relocatable');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'idgen'),
-          '1.0', 'pg_extension: installed version is 1.0');
+          '1.1', 'pg_extension: installed version is 1.1');
 SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'idgen'),
-          '1.0', 'idgen.control: default_version is 1.0');
+          '1.1', 'idgen.control: default_version is 1.1');
 SELECT is(
     (SELECT format('relocatable=%s schema=%s superuser=%s trusted=%s',
                    relocatable, schema, superuser, trusted)
        FROM pg_available_extension_versions
-      WHERE name = 'idgen' AND version = '1.0'),
+      WHERE name = 'idgen' AND version = '1.1'),
     'relocatable=f schema=idgen superuser=t trusted=f',
-    'idgen.control: version 1.0 is not relocatable, schema idgen, superuser-only install, not trusted');
+    'idgen.control: version 1.1 is not relocatable, schema idgen, superuser-only install, not trusted');
 
 -- The whole SQL surface, by name.
 SELECT functions_are('idgen',
