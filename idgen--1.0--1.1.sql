@@ -6,3 +6,262 @@
 -- Each change to the SQL surface since 1.0, in the same order as in
 -- idgen--1.1.sql (the full script a fresh install runs).  After
 -- ALTER EXTENSION idgen UPDATE the catalog equals a fresh install of 1.1.
+
+-- ---------------------------------------------------------------------------
+-- Probes run as the probed table's owner (issue 9, items 1, 4, 17, 18)
+--
+-- Each probe's scan moves into C (_probe_scan), which re-checks the table
+-- (relkind, owner at registration, column type) and runs as the table's
+-- owner in a security-restricted operation.  probe_register and
+-- probe_unregister become SECURITY DEFINER with an ownership check, so
+-- nobody needs DML on idgen.probes: whatever DML the 1.0 README told DBAs
+-- to grant on it is revoked here.  The window is bounded (at most 10 years;
+-- a NULL window is 22004).  _probe_lower_bound has an exception block, so
+-- it is PARALLEL UNSAFE.  The audits become SECURITY DEFINER (EXECUTE is
+-- enough to delegate them).
+-- ---------------------------------------------------------------------------
+
+ALTER TABLE probes ADD COLUMN owner regrole,
+                   ADD COLUMN last_error text,
+                   ADD COLUMN last_error_at timestamptz;
+-- Probes whose table is gone keep a NULL owner: runs remove them.
+UPDATE probes p SET owner = c.relowner FROM pg_catalog.pg_class c WHERE c.oid = p.tbl;
+UPDATE probes SET "window" = interval '10 years' WHERE "window" > interval '10 years';
+ALTER TABLE probes DROP CONSTRAINT probes_window_check,
+    ADD CONSTRAINT probes_window_check
+    CHECK ("window" > interval '0' AND "window" <= interval '10 years');
+
+DO $idgen_revoke_probes$
+DECLARE
+    g oid;
+BEGIN
+    FOR g IN SELECT DISTINCT a.grantee
+               FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+              WHERE c.oid = '@extschema@.probes'::pg_catalog.regclass
+                AND a.grantee <> c.relowner
+                AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON @extschema@.probes FROM %s',
+                                  CASE WHEN g = 0 THEN 'PUBLIC'
+                                       ELSE pg_catalog.quote_ident(g::pg_catalog.regrole::pg_catalog.text) END);
+    END LOOP;
+END
+$idgen_revoke_probes$;
+
+CREATE OR REPLACE FUNCTION probe_register(tbl regclass, col name, "window" interval DEFAULT '1 hour')
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    caller   name := CASE WHEN current_setting('role') = 'none' THEN session_user
+                          ELSE current_setting('role')::name END;
+    rel      pg_class;
+    typ      regtype;
+    dflt     text;
+    k        text;
+    seg      text;
+    has_idx  boolean;
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        RAISE EXCEPTION 'table and column must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF "window" IS NULL THEN
+        RAISE EXCEPTION 'probe window must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF "window" <= interval '0' OR "window" > interval '10 years' THEN
+        RAISE EXCEPTION 'probe window % is out of range', "window"
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The window must be positive and at most 10 years.',
+                  HINT = 'The window should be longer than idgen.probe_interval; 1 hour is a good start.';
+    END IF;
+    -- Runs read the table as its owner: only plain tables (no view code),
+    -- registered by their owners.
+    SELECT * INTO rel FROM pg_class c WHERE c.oid = tbl;
+    IF NOT FOUND OR rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'The uniqueness probe checks ordinary and partitioned tables.';
+    END IF;
+    IF NOT pg_has_role(caller, rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT a.atttypid::regtype, pg_get_expr(d.adbin, d.adrelid)
+      INTO typ, dflt
+      FROM pg_attribute a
+      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', col, tbl USING ERRCODE = 'undefined_column';
+    END IF;
+    IF typ = 'uuid'::regtype THEN
+        k := 'uuidv7';
+    ELSIF typ = 'bigint'::regtype THEN
+        IF dflt LIKE '%segment_next%' THEN
+            k := 'segment';
+            seg := replace(substring(dflt FROM $re$segment_next\('((?:[^']|'')+)'$re$), '''''', '''');
+            IF seg IS NULL THEN
+                RAISE WARNING 'could not tell which segment tag column "%" of % uses', col, tbl
+                    USING DETAIL = 'The probe checks only numbers above the high-water mark of its last run, not ranges granted again below it.';
+            END IF;
+        ELSE
+            k := 'snowflake';
+            IF dflt IS NULL OR dflt NOT LIKE '%snowflake_next%' THEN
+                RAISE WARNING 'column "%" of % has no idgen.snowflake_next() default; the probe treats its values as Snowflake IDs', col, tbl
+                    USING DETAIL = 'Each run checks the values at or above idgen.snowflake_min(now() - window); values that are not Snowflake IDs of this layout may fall outside that bound and go unchecked.',
+                          HINT = 'For segment numbers, give the column DEFAULT idgen.segment_next(tag) before registering.';
+            END IF;
+        END IF;
+    ELSE
+        RAISE EXCEPTION 'cannot probe column "%" of type %', col, typ
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = 'The uniqueness probe checks bigint (Snowflake or segment) and uuid (UUIDv7) columns.';
+    END IF;
+    SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                     JOIN pg_am am ON am.oid = c.relam
+                    WHERE i.indrelid = tbl AND am.amname = 'btree' AND i.indpred IS NULL
+                      AND i.indkey[0] = (SELECT attnum FROM pg_attribute
+                                          WHERE attrelid = tbl AND attname = col))
+      INTO has_idx;
+    IF NOT has_idx THEN
+        RAISE WARNING 'no B-tree index leads with column "%" of %', col, tbl
+            USING DETAIL = 'The probe still finds every duplicate, but each run reads the whole table instead of only the window.',
+                  HINT = format('CREATE INDEX ON %s (%I);', tbl, col);
+    END IF;
+    INSERT INTO idgen.probes (tbl, col, "window", kind, indexed, segment_tag, owner)
+    VALUES (tbl, col, "window", k, has_idx, seg, rel.relowner)
+    ON CONFLICT ON CONSTRAINT probes_pkey DO UPDATE
+       SET "window" = EXCLUDED."window", kind = EXCLUDED.kind, indexed = EXCLUDED.indexed,
+           segment_tag = EXCLUDED.segment_tag, owner = EXCLUDED.owner,
+           last_error = NULL, last_error_at = NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION probe_register(regclass, name, interval) IS
+'Register a uniqueness probe on a bigint (Snowflake/segment) or uuid (UUIDv7) column of a table the caller owns';
+
+CREATE OR REPLACE FUNCTION probe_unregister(tbl regclass, col name)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    caller name := CASE WHEN current_setting('role') = 'none' THEN session_user
+                        ELSE current_setting('role')::name END;
+BEGIN
+    -- a probe whose table is gone: superusers only (the run removes it anyway)
+    IF NOT coalesce(pg_has_role(caller, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE'),
+                    (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = caller)) THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM idgen.probes p WHERE p.tbl = probe_unregister.tbl AND p.col = probe_unregister.col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no probe is registered on column "%" of %', col, tbl
+            USING ERRCODE = 'undefined_object';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION probe_unregister(regclass, name) IS 'Remove a uniqueness probe on a table the caller owns';
+
+ALTER FUNCTION _probe_lower_bound(probes) PARALLEL UNSAFE;
+
+-- One probe's scan (src/probe.c): re-checks the table, then counts as the
+-- table's owner inside a security-restricted operation.
+CREATE FUNCTION _probe_scan(tbl regclass, col name, kind text, owner regrole,
+                            lower_bound text, ranges int8range[],
+                            OUT ids_checked bigint, OUT duplicates bigint,
+                            OUT max_value bigint, OUT dup_values text[],
+                            OUT dup_counts bigint[])
+RETURNS record
+AS 'MODULE_PATHNAME', 'idgen_probe_scan'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _probe_scan(regclass, name, text, regrole, text, int8range[]) IS
+'Internal: one probe''s scan, as the table''s owner in a security-restricted operation';
+
+CREATE OR REPLACE FUNCTION probe_run()
+RETURNS TABLE(tbl regclass, col name, ids_checked bigint, duplicates bigint,
+              kind text, lower_bound text, duration_ms float8)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p        idgen.probes;
+    started  timestamptz;
+    r        record;
+    ranges   int8range[];
+BEGIN
+    FOR p IN SELECT * FROM idgen.probes ORDER BY probes.tbl::oid, probes.col LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.tbl) THEN
+            DELETE FROM idgen.probes q WHERE q.tbl = p.tbl AND q.col = p.col;
+            RAISE WARNING 'idgen probe: the table with OID % no longer exists; its probe on column "%" is removed',
+                p.tbl::oid, p.col;
+            CONTINUE;
+        END IF;
+        BEGIN
+            started := clock_timestamp();
+            tbl := p.tbl;
+            col := p.col;
+            kind := p.kind;
+            lower_bound := idgen._probe_lower_bound(p);
+            -- Segment numbers carry no time: the probe reads what lies at or
+            -- above its last high-water mark and every range the outbox
+            -- shows granted within the window (a range granted again after a
+            -- failover or restore is recent).
+            IF p.kind = 'segment' THEN
+                ranges := ARRAY(SELECT int8range(e.range_start, e.range_end)
+                                  FROM idgen.segment_events e
+                                 WHERE e.tag = p.segment_tag AND e.kind = 'grant'
+                                   AND e.at >= now() - p."window");
+            ELSE
+                ranges := NULL;
+            END IF;
+            SELECT * INTO r
+              FROM idgen._probe_scan(p.tbl, p.col, p.kind, p.owner, lower_bound, ranges);
+            ids_checked := r.ids_checked;
+            duplicates := r.duplicates;
+            FOR i IN 1 .. coalesce(array_length(r.dup_values, 1), 0) LOOP
+                RAISE WARNING 'idgen probe: duplicate ID % appears % times in %.%',
+                    r.dup_values[i], r.dup_counts[i], p.tbl, p.col
+                    USING HINT = 'Find the rows with this ID and how they were generated; see idgen.audit_leases() and idgen.audit_segments().';
+            END LOOP;
+            duration_ms := extract(epoch FROM clock_timestamp() - started) * 1000;
+            UPDATE idgen.probes q
+               SET last_run_at = now(), last_ids_checked = probe_run.ids_checked,
+                   last_duplicates = probe_run.duplicates, last_duration_ms = probe_run.duration_ms,
+                   runs = q.runs + 1, duplicates_found = q.duplicates_found + probe_run.duplicates,
+                   high_water = CASE WHEN q.kind = 'segment' THEN coalesce(r.max_value, q.high_water) ELSE q.high_water END,
+                   last_error = NULL, last_error_at = NULL
+             WHERE q.tbl = p.tbl AND q.col = p.col;
+            RETURN NEXT;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken probe (a dropped column, a lock timeout, a table
+            -- that changed) must not stop the others
+            RAISE WARNING 'idgen probe on %.% failed: %', p.tbl, p.col, SQLERRM;
+            UPDATE idgen.probes q SET last_error = SQLERRM, last_error_at = now()
+             WHERE q.tbl = p.tbl AND q.col = p.col;
+        END;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION probe_run() IS
+'Run every registered uniqueness probe now, each as its table''s owner; duplicates are logged at WARNING and counted';
+
+CREATE OR REPLACE VIEW probe_status AS
+SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
+       p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
+       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found, p.high_water,
+       p.owner, p.last_error AS error, p.last_error_at AS error_at
+FROM probes p;
+
+COMMENT ON VIEW probe_status IS
+'Uniqueness probes: the last run of each, the duplicates found so far and why the last run failed';
+
+ALTER FUNCTION audit_leases() SECURITY DEFINER;
+ALTER FUNCTION audit_segments() SECURITY DEFINER;
+
+REVOKE EXECUTE ON FUNCTION _probe_scan(regclass, name, text, regrole, text, int8range[]) FROM PUBLIC;

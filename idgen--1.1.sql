@@ -3,6 +3,52 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION idgen" to load this file. \quit
 
+-- The control file names schema idgen, and CREATE EXTENSION takes a schema
+-- of that name if one exists.  idgen's SECURITY DEFINER functions call its
+-- own objects by that schema's name, so refuse a schema that someone else
+-- could have prepared: one owned by a role that is not a superuser, one in
+-- which another role may create objects, or one that already holds objects
+-- (the empty schema a DROP EXTENSION idgen leaves behind passes).
+DO $idgen_schema_check$
+DECLARE
+    nsp     pg_catalog.pg_namespace;
+    problem text;
+BEGIN
+    SELECT * INTO STRICT nsp FROM pg_catalog.pg_namespace n WHERE n.nspname = '@extschema@';
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = nsp.nspowner) THEN
+        problem := pg_catalog.format('It is owned by role %I, which is not a superuser.',
+                                     nsp.nspowner::pg_catalog.regrole::pg_catalog.text);
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.aclexplode(nsp.nspacl) a
+                   WHERE a.privilege_type = 'CREATE' AND a.grantee <> nsp.nspowner
+                     AND (a.grantee = 0 OR NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                                                 WHERE r.oid = a.grantee))) THEN
+        problem := 'Roles other than superusers may create objects in it.';
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE pronamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_type WHERE typnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_operator WHERE oprnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_opclass WHERE opcnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_opfamily WHERE opfnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_collation WHERE collnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_conversion WHERE connamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_ts_config WHERE cfgnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_ts_dict WHERE dictnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_ts_parser WHERE prsnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_ts_template WHERE tmplnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext WHERE stxnamespace = nsp.oid)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_default_acl WHERE defaclnamespace = nsp.oid) THEN
+        problem := 'It already holds objects (or default privileges) that idgen did not create.';
+    END IF;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "%" already exists and was not created by idgen', nsp.nspname
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = problem,
+                  HINT = pg_catalog.format('Inspect schema %1$I and move or drop what it holds (DROP SCHEMA %1$I), then run CREATE EXTENSION idgen again.',
+                                           nsp.nspname);
+    END IF;
+END
+$idgen_schema_check$;
+
 -- ---------------------------------------------------------------------------
 -- UUIDv7
 -- ---------------------------------------------------------------------------
@@ -471,10 +517,14 @@ $$;
 -- ---------------------------------------------------------------------------
 
 -- Registered probes and their results (they persist across restarts).
+-- Written only by probe_register/probe_unregister (SECURITY DEFINER) and
+-- probe_run; no role is ever granted DML on it.
 CREATE TABLE probes (
     tbl              regclass NOT NULL,
     col              name NOT NULL,
-    "window"         interval NOT NULL CHECK ("window" > interval '0'),
+    "window"         interval NOT NULL
+                     CONSTRAINT probes_window_check
+                     CHECK ("window" > interval '0' AND "window" <= interval '10 years'),
     kind             text NOT NULL CHECK (kind IN ('snowflake', 'uuidv7', 'segment')),
     indexed          boolean NOT NULL,
     segment_tag      text,                -- segment probes: the tag in the column's default
@@ -486,17 +536,27 @@ CREATE TABLE probes (
     last_duration_ms float8,
     runs             bigint NOT NULL DEFAULT 0,
     duplicates_found bigint NOT NULL DEFAULT 0,
+    owner            regrole,             -- the table's owner at registration: runs run as it
+    last_error       text,                -- why the last run of this probe failed or was refused
+    last_error_at    timestamptz,
     PRIMARY KEY (tbl, col)
 );
 
 SELECT pg_catalog.pg_extension_config_dump('probes', '');
 
+-- SECURITY DEFINER so that EXECUTE is all a delegated role needs; the
+-- caller is the role outside this function (its SET ROLE, else the session
+-- user), and it must own the table.
 CREATE FUNCTION probe_register(tbl regclass, col name, "window" interval DEFAULT '1 hour')
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    caller   name := CASE WHEN current_setting('role') = 'none' THEN session_user
+                          ELSE current_setting('role')::name END;
+    rel      pg_class;
     typ      regtype;
     dflt     text;
     k        text;
@@ -506,17 +566,24 @@ BEGIN
     IF tbl IS NULL OR col IS NULL THEN
         RAISE EXCEPTION 'table and column must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF "window" IS NULL OR "window" <= interval '0' THEN
-        RAISE EXCEPTION 'probe window must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+    IF "window" IS NULL THEN
+        RAISE EXCEPTION 'probe window must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- The scheduled probe reads the table as the worker's superuser: only
-    -- plain tables (no view code to run) and only their owners.
-    IF (SELECT relkind FROM pg_class WHERE oid = tbl) NOT IN ('r', 'p') THEN
+    IF "window" <= interval '0' OR "window" > interval '10 years' THEN
+        RAISE EXCEPTION 'probe window % is out of range', "window"
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The window must be positive and at most 10 years.',
+                  HINT = 'The window should be longer than idgen.probe_interval; 1 hour is a good start.';
+    END IF;
+    -- Runs read the table as its owner: only plain tables (no view code),
+    -- registered by their owners.
+    SELECT * INTO rel FROM pg_class c WHERE c.oid = tbl;
+    IF NOT FOUND OR rel.relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '% is not a table', tbl
             USING ERRCODE = 'wrong_object_type',
                   DETAIL = 'The uniqueness probe checks ordinary and partitioned tables.';
     END IF;
-    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
+    IF NOT pg_has_role(caller, rel.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
     END IF;
     SELECT a.atttypid::regtype, pg_get_expr(d.adbin, d.adrelid)
@@ -561,23 +628,33 @@ BEGIN
             USING DETAIL = 'The probe still finds every duplicate, but each run reads the whole table instead of only the window.',
                   HINT = format('CREATE INDEX ON %s (%I);', tbl, col);
     END IF;
-    INSERT INTO idgen.probes (tbl, col, "window", kind, indexed, segment_tag)
-    VALUES (tbl, col, "window", k, has_idx, seg)
+    INSERT INTO idgen.probes (tbl, col, "window", kind, indexed, segment_tag, owner)
+    VALUES (tbl, col, "window", k, has_idx, seg, rel.relowner)
     ON CONFLICT ON CONSTRAINT probes_pkey DO UPDATE
        SET "window" = EXCLUDED."window", kind = EXCLUDED.kind, indexed = EXCLUDED.indexed,
-           segment_tag = EXCLUDED.segment_tag;
+           segment_tag = EXCLUDED.segment_tag, owner = EXCLUDED.owner,
+           last_error = NULL, last_error_at = NULL;
 END;
 $$;
 
 COMMENT ON FUNCTION probe_register(regclass, name, interval) IS
-'Register a uniqueness probe on a bigint (Snowflake/segment) or uuid (UUIDv7) column';
+'Register a uniqueness probe on a bigint (Snowflake/segment) or uuid (UUIDv7) column of a table the caller owns';
 
 CREATE FUNCTION probe_unregister(tbl regclass, col name)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    caller name := CASE WHEN current_setting('role') = 'none' THEN session_user
+                        ELSE current_setting('role')::name END;
 BEGIN
+    -- a probe whose table is gone: superusers only (the run removes it anyway)
+    IF NOT coalesce(pg_has_role(caller, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE'),
+                    (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = caller)) THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
     DELETE FROM idgen.probes p WHERE p.tbl = probe_unregister.tbl AND p.col = probe_unregister.col;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no probe is registered on column "%" of %', col, tbl
@@ -586,10 +663,13 @@ BEGIN
 END;
 $$;
 
+COMMENT ON FUNCTION probe_unregister(regclass, name) IS 'Remove a uniqueness probe on a table the caller owns';
+
 -- The lower bound of a probe's scan, as a literal of the column's type.
+-- PARALLEL UNSAFE: its exception block is a subtransaction.
 CREATE FUNCTION _probe_lower_bound(p idgen.probes)
 RETURNS text
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -609,6 +689,24 @@ BEGIN
 END;
 $$;
 
+
+-- One probe's scan (src/probe.c): re-checks the table, then counts as the
+-- table's owner inside a security-restricted operation.
+CREATE FUNCTION _probe_scan(tbl regclass, col name, kind text, owner regrole,
+                            lower_bound text, ranges int8range[],
+                            OUT ids_checked bigint, OUT duplicates bigint,
+                            OUT max_value bigint, OUT dup_values text[],
+                            OUT dup_counts bigint[])
+RETURNS record
+AS 'MODULE_PATHNAME', 'idgen_probe_scan'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _probe_scan(regclass, name, text, regrole, text, int8range[]) IS
+'Internal: one probe''s scan, as the table''s owner in a security-restricted operation';
+
+-- Not SECURITY DEFINER: for superusers (and the probe worker).  Each probe
+-- runs as its table's owner (_probe_scan); a probe that is refused or fails
+-- records why in last_error and does not stop the others.
 CREATE FUNCTION probe_run()
 RETURNS TABLE(tbl regclass, col name, ids_checked bigint, duplicates bigint,
               kind text, lower_bound text, duration_ms float8)
@@ -618,10 +716,8 @@ AS $$
 DECLARE
     p        idgen.probes;
     started  timestamptz;
-    dup      record;
-    maxval   bigint;
+    r        record;
     ranges   int8range[];
-    scan     text;          -- SELECT tid, v FROM <the rows the probe reads>
 BEGIN
     FOR p IN SELECT * FROM idgen.probes ORDER BY probes.tbl::oid, probes.col LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.tbl) THEN
@@ -636,78 +732,65 @@ BEGIN
             col := p.col;
             kind := p.kind;
             lower_bound := idgen._probe_lower_bound(p);
-            -- Every row whose value is at or above the bound is read through
-            -- the index: a new ID repeating an old one has the old one's
-            -- value, so both are in range.  Segment numbers carry no time:
-            -- the probe reads what lies at or above its last high-water mark
-            -- and every range the outbox shows granted within the window (a
-            -- range granted again after a failover or restore is recent).
-            -- Plain SELECTs only: no lock stronger than writers' own.
+            -- Segment numbers carry no time: the probe reads what lies at or
+            -- above its last high-water mark and every range the outbox
+            -- shows granted within the window (a range granted again after a
+            -- failover or restore is recent).
             IF p.kind = 'segment' THEN
                 ranges := ARRAY(SELECT int8range(e.range_start, e.range_end)
                                   FROM idgen.segment_events e
                                  WHERE e.tag = p.segment_tag AND e.kind = 'grant'
                                    AND e.at >= now() - p."window");
-                scan := format('SELECT DISTINCT t.tid, t.v FROM'
-                               ' (SELECT unnest($2::int8range[]) AS r'
-                               '  UNION ALL SELECT int8range($1::bigint, NULL)) b,'
-                               ' LATERAL (SELECT ctid AS tid, %1$I AS v FROM %2$s'
-                               '          WHERE %1$I >= lower(b.r)'
-                               '            AND (upper_inf(b.r) OR %1$I < upper(b.r))) t',
-                               p.col, p.tbl);
             ELSE
                 ranges := NULL;
-                scan := format('SELECT ctid AS tid, %1$I AS v FROM %2$s WHERE %1$I >= $1::%3$s',
-                               p.col, p.tbl, CASE WHEN p.kind = 'uuidv7' THEN 'uuid' ELSE 'bigint' END);
             END IF;
-            EXECUTE format('SELECT count(*), count(*) FILTER (WHERE n > 1) FROM'
-                           ' (SELECT v, count(*) AS n FROM (%s) s GROUP BY v) g', scan)
-               INTO ids_checked, duplicates USING lower_bound, ranges;
-            IF duplicates > 0 THEN
-                FOR dup IN EXECUTE format('SELECT v::text AS v, count(*) AS n FROM (%s) s'
-                                          ' GROUP BY v HAVING count(*) > 1 ORDER BY v LIMIT 10', scan)
-                           USING lower_bound, ranges LOOP
-                    RAISE WARNING 'idgen probe: duplicate ID % appears % times in %.%', dup.v, dup.n, p.tbl, p.col
-                        USING HINT = 'Find the rows with this ID and how they were generated; see idgen.audit_leases() and idgen.audit_segments().';
-                END LOOP;
-            END IF;
-            IF p.kind = 'segment' THEN
-                EXECUTE format('SELECT max(%1$I) FROM %2$s WHERE %1$I >= $1::bigint', p.col, p.tbl)
-                   INTO maxval USING lower_bound;
-            END IF;
+            SELECT * INTO r
+              FROM idgen._probe_scan(p.tbl, p.col, p.kind, p.owner, lower_bound, ranges);
+            ids_checked := r.ids_checked;
+            duplicates := r.duplicates;
+            FOR i IN 1 .. coalesce(array_length(r.dup_values, 1), 0) LOOP
+                RAISE WARNING 'idgen probe: duplicate ID % appears % times in %.%',
+                    r.dup_values[i], r.dup_counts[i], p.tbl, p.col
+                    USING HINT = 'Find the rows with this ID and how they were generated; see idgen.audit_leases() and idgen.audit_segments().';
+            END LOOP;
             duration_ms := extract(epoch FROM clock_timestamp() - started) * 1000;
             UPDATE idgen.probes q
                SET last_run_at = now(), last_ids_checked = probe_run.ids_checked,
                    last_duplicates = probe_run.duplicates, last_duration_ms = probe_run.duration_ms,
                    runs = q.runs + 1, duplicates_found = q.duplicates_found + probe_run.duplicates,
-                   high_water = CASE WHEN q.kind = 'segment' THEN coalesce(maxval, q.high_water) ELSE q.high_water END
+                   high_water = CASE WHEN q.kind = 'segment' THEN coalesce(r.max_value, q.high_water) ELSE q.high_water END,
+                   last_error = NULL, last_error_at = NULL
              WHERE q.tbl = p.tbl AND q.col = p.col;
             RETURN NEXT;
         EXCEPTION WHEN OTHERS THEN
-            -- one broken probe (a dropped column, a lock timeout) must not
-            -- stop the others
+            -- one broken probe (a dropped column, a lock timeout, a table
+            -- that changed) must not stop the others
             RAISE WARNING 'idgen probe on %.% failed: %', p.tbl, p.col, SQLERRM;
+            UPDATE idgen.probes q SET last_error = SQLERRM, last_error_at = now()
+             WHERE q.tbl = p.tbl AND q.col = p.col;
         END;
     END LOOP;
 END;
 $$;
 
 COMMENT ON FUNCTION probe_run() IS
-'Run every registered uniqueness probe now; duplicates are logged at WARNING and counted';
+'Run every registered uniqueness probe now, each as its table''s owner; duplicates are logged at WARNING and counted';
 
 CREATE VIEW probe_status AS
 SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
        p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
-       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found, p.high_water
+       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found, p.high_water,
+       p.owner, p.last_error AS error, p.last_error_at AS error_at
 FROM probes p;
 
 COMMENT ON VIEW probe_status IS
-'Uniqueness probes: the last run of each and the duplicates found so far';
+'Uniqueness probes: the last run of each, the duplicates found so far and why the last run failed';
 
 CREATE FUNCTION audit_leases()
 RETURNS TABLE(worker_id integer, holder_a text, generation_a bigint,
               holder_b text, generation_b bigint, overlap tstzrange)
 LANGUAGE sql STABLE PARALLEL SAFE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT a.worker_id, a.holder, a.generation, b.holder, b.generation,
@@ -731,6 +814,7 @@ CREATE FUNCTION audit_segments()
 RETURNS TABLE(tag text, event_a bigint, range_a int8range, node_a text,
               event_b bigint, range_b int8range, node_b text)
 LANGUAGE sql STABLE PARALLEL SAFE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT a.tag, a.event_id, int8range(a.range_start, a.range_end), a.node,
@@ -806,8 +890,6 @@ COMMENT ON FUNCTION stats() IS 'Counters behind the idgen.stats view';
 COMMENT ON FUNCTION status() IS 'One row of operational state behind the idgen.status view';
 COMMENT ON FUNCTION segment_buffers() IS 'Ranges this server has buffered per segment tag (behind idgen.segments)';
 COMMENT ON FUNCTION _segment_forget(text) IS 'Internal: forget a dropped tag''s buffered ranges';
-COMMENT ON FUNCTION probe_unregister(regclass, name) IS 'Remove a uniqueness probe';
-COMMENT ON FUNCTION _probe_lower_bound(probes) IS 'Internal: the lower bound of a probe''s scan';
 COMMENT ON FUNCTION lease_acquire(text, integer, integer, integer, integer, integer, bigint,
                                   integer, integer, integer, integer) IS
 'Coordinator side, called by nodes'' lease workers: lease a free (or the static) worker id';
@@ -835,10 +917,14 @@ REVOKE EXECUTE ON FUNCTION segment_next(text), _segment_forget(text), _current_t
 GRANT SELECT ON segments TO PUBLIC;
 GRANT EXECUTE ON FUNCTION segment_buffers() TO PUBLIC;
 
--- Probes and audits: for the DBA (and roles the DBA grants them to).
+-- Probes and audits: for the DBA.  probe_register/probe_unregister (for
+-- the caller's own tables) and the audits are SECURITY DEFINER: granting
+-- EXECUTE on them delegates them; nobody is granted DML on probes.
+-- probe_run() and the internal helpers are for superusers only.
 REVOKE ALL ON probes FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION probe_register(regclass, name, interval),
     probe_unregister(regclass, name), probe_run(), _probe_lower_bound(probes),
+    _probe_scan(regclass, name, text, regrole, text, int8range[]),
     audit_leases(), audit_segments() FROM PUBLIC;
 GRANT SELECT ON probe_status TO PUBLIC;
 

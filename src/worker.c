@@ -13,8 +13,13 @@
  * with synchronous_commit = on regardless of the server's setting, because
  * the grants it commits protect uniqueness across crashes.
  *
- * The probe worker runs the registered uniqueness probes (idgen.probe_run())
- * every idgen.probe_interval seconds.  It is a worker of its own so that a
+ * Both sessions run with search_path = pg_catalog: they run as the bootstrap
+ * superuser, so nothing a database owner puts on the path may resolve in
+ * their queries.
+ *
+ * The probe worker runs the registered uniqueness probes (idgen.probe_run(),
+ * each probe as its table's owner: probe.c) every idgen.probe_interval
+ * seconds.  It is a worker of its own so that a
  * long probe, or one waiting for a lock on a probed table, can never hold up
  * segment grants; each run also gives up on a table lock after
  * IDGEN_PROBE_LOCK_TIMEOUT (that probe fails and is logged, the others go
@@ -101,6 +106,7 @@ void
 idgen_worker_main(Datum main_arg)
 {
 	worker_connect("idgen worker");
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
 	segment_worker_attach(MyDatabaseId);
@@ -112,6 +118,36 @@ idgen_worker_main(Datum main_arg)
 		worker_nap(IDGEN_WORKER_NAP_MS);
 		segment_worker_serve();
 	}
+}
+
+/*
+ * Whether this database's idgen.probe_run() runs each probe as its table's
+ * owner.  Version 1.0's runs every probe as this worker's superuser, and
+ * rows of its probes table may come from roles granted DML on it, so a 1.0
+ * catalog is not probed until ALTER EXTENSION idgen UPDATE (said once).
+ * Called inside the worker's transaction, connected to SPI.
+ */
+static bool
+worker_probes_runnable(void)
+{
+	static bool said_old = false;
+	char	   *version = NULL;
+
+	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'idgen'",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "idgen: could not read the installed extension version");
+	if (SPI_processed == 1)
+		version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (version == NULL || strcmp(version, "1.0") != 0)
+		return true;			/* not installed: probe_run() reports that */
+	if (!said_old)
+		ereport(LOG,
+				(errmsg("idgen probe worker: not running the uniqueness probes of database \"%s\"",
+						idgen_database),
+				 errdetail("Its idgen extension is version 1.0, whose probe_run() runs probes with superuser rights."),
+				 errhint("Run ALTER EXTENSION idgen UPDATE in that database.")));
+	said_old = true;
+	return false;
 }
 
 /* Run the uniqueness probes in a transaction of their own; log failures. */
@@ -127,9 +163,11 @@ worker_run_probes(void)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "idgen: running uniqueness probes");
-		if (SPI_execute("SET LOCAL lock_timeout = '" IDGEN_PROBE_LOCK_TIMEOUT "'",
-						false, 0) != SPI_OK_UTILITY ||
-			SPI_execute("SELECT count(*) FROM idgen.probe_run()", false, 0) != SPI_OK_SELECT)
+		if (worker_probes_runnable() &&
+			(SPI_execute("SET LOCAL lock_timeout = '" IDGEN_PROBE_LOCK_TIMEOUT "'",
+						 false, 0) != SPI_OK_UTILITY ||
+			 SPI_execute("SELECT pg_catalog.count(*) FROM idgen.probe_run()",
+						 false, 0) != SPI_OK_SELECT))
 			elog(ERROR, "idgen: could not run the uniqueness probes");
 		SPI_finish();
 		PopActiveSnapshot();
@@ -159,6 +197,7 @@ idgen_probe_worker_main(Datum main_arg)
 	int64		next_probe_ns = 0;
 
 	worker_connect("idgen probe worker");
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
 	for (;;)
 	{
