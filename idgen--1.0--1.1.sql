@@ -70,10 +70,14 @@ BEGIN
     IF "window" IS NULL THEN
         RAISE EXCEPTION 'probe window must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF "window" <= interval '0' OR "window" > interval '10 years' THEN
-        RAISE EXCEPTION 'probe window % is out of range', "window"
+    IF "window" <= interval '0' THEN
+        RAISE EXCEPTION 'probe window must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- now() - window must stay a valid timestamptz on every run
+    IF "window" > interval '10 years' THEN
+        RAISE EXCEPTION 'probe window must be at most 10 years'
             USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'The window must be positive and at most 10 years.',
+                  DETAIL = 'Each run checks the IDs issued within the window, which must lie within the last 10 years.',
                   HINT = 'The window should be longer than idgen.probe_interval; 1 hour is a good start.';
     END IF;
     -- Runs read the table as its owner: only plain tables (no view code),

@@ -356,7 +356,13 @@ SELECT idgen.probe_register('probe_bad', 'u', '0');
 \echo :LAST_ERROR_SQLSTATE
 SELECT idgen.probe_register('probe_bad', 'u', '-1 hour');
 \echo :LAST_ERROR_SQLSTATE
+-- a NULL window: 22004, like every NULL argument
 SELECT idgen.probe_register('probe_bad', 'u', NULL);
+\echo :LAST_ERROR_SQLSTATE
+-- windows are at most 10 years (every run computes now() - window)
+SELECT idgen.probe_register('probe_bad', 'u', '10000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT idgen.probe_register('probe_bad', 'u', '10 years 1 second');
 \echo :LAST_ERROR_SQLSTATE
 -- unregistering what is not registered
 SELECT idgen.probe_unregister('probe_bad', 'u');
@@ -365,6 +371,97 @@ SELECT idgen.probe_unregister('probe_no_such_table', 'id');
 \echo :LAST_ERROR_SQLSTATE
 -- None of these registered anything.
 SELECT count(*) AS bad_probes FROM idgen.probe_status WHERE tbl = 'probe_bad'::regclass;
+-- Ten years is the longest window, and it runs.  (The duplicates planted
+-- above are reported again by each run below; their WARNINGs are silenced,
+-- and a refused probe's reason is read from probe_status.error.)
+SET client_min_messages = error;
+SELECT idgen.probe_register('probe_bad', 'u', '10 years');
+SELECT tbl, col, ids_checked, duplicates FROM idgen.probe_run() WHERE tbl = 'probe_bad'::regclass;
+SELECT "window", runs, error FROM idgen.probe_status WHERE tbl = 'probe_bad'::regclass;
+SELECT idgen.probe_unregister('probe_bad', 'u');
+-- Nor can the table bypass the check: a window written into the table
+-- directly is bounded by its CHECK constraint too.
+\set VERBOSITY terse
+INSERT INTO idgen.probes (tbl, col, "window", kind, indexed, owner)
+VALUES ('probe_bad', 'u', '10000 years', 'uuidv7', false, current_user::regrole);
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+
+--
+-- Every run checks the table again, and a probe it refuses records why
+-- (probe_status.error) and does not stop the others.
+--
+CREATE TABLE probe_changes (id bigint DEFAULT idgen.snowflake_next(), note text);
+CREATE INDEX ON probe_changes (id);
+INSERT INTO probe_changes (note) SELECT 'issued' FROM generate_series(1, 3);
+SELECT idgen.probe_register('probe_changes', 'id');
+SELECT tbl, ids_checked, duplicates FROM idgen.probe_run() WHERE tbl = 'probe_changes'::regclass;
+SELECT runs, owner = current_user::regrole AS owner_recorded, error, error_at FROM idgen.probe_status
+WHERE tbl = 'probe_changes'::regclass;
+-- the column changes type
+ALTER TABLE probe_changes ALTER COLUMN id TYPE numeric;
+SELECT count(*) AS probes_run, count(*) FILTER (WHERE tbl = 'probe_changes'::regclass) AS this_one
+FROM idgen.probe_run();
+SELECT runs, error, error_at IS NOT NULL AS has_error_at FROM idgen.probe_status
+WHERE tbl = 'probe_changes'::regclass;
+-- back to bigint: the next run succeeds and clears the error
+ALTER TABLE probe_changes ALTER COLUMN id TYPE bigint;
+SELECT tbl, ids_checked FROM idgen.probe_run() WHERE tbl = 'probe_changes'::regclass;
+SELECT runs, error, error_at FROM idgen.probe_status WHERE tbl = 'probe_changes'::regclass;
+-- the table changes owner
+CREATE ROLE regress_probe_owner;
+ALTER TABLE probe_changes OWNER TO regress_probe_owner;
+SELECT count(*) FROM idgen.probe_run() WHERE tbl = 'probe_changes'::regclass;
+SELECT runs, error FROM idgen.probe_status WHERE tbl = 'probe_changes'::regclass;
+-- registered again (here by a superuser, which may register any table):
+-- it runs, as the new owner
+SELECT idgen.probe_register('probe_changes', 'id');
+SELECT tbl, ids_checked FROM idgen.probe_run() WHERE tbl = 'probe_changes'::regclass;
+SELECT runs, owner, error FROM idgen.probe_status WHERE tbl = 'probe_changes'::regclass;
+-- a view swapped in under the registered name (the OID stays a table's,
+-- so a row naming a view is planted directly)
+CREATE VIEW probe_view AS SELECT '(0,1)'::tid AS ctid, 1::bigint AS id;
+INSERT INTO idgen.probes (tbl, col, "window", kind, indexed, owner)
+VALUES ('probe_view', 'id', '1 hour', 'snowflake', false, current_user::regrole);
+SELECT count(*) FROM idgen.probe_run() WHERE tbl = 'probe_view'::regclass;
+SELECT runs, error FROM idgen.probe_status WHERE tbl = 'probe_view'::regclass;
+DELETE FROM idgen.probes WHERE tbl = 'probe_view'::regclass;
+SELECT idgen.probe_unregister('probe_changes', 'id');
+DROP TABLE probe_changes;
+DROP VIEW probe_view;
+DROP ROLE regress_probe_owner;
+
+--
+RESET client_min_messages;
+-- _probe_scan() is internal and refuses a caller who may not read the
+-- column (it is not granted to PUBLIC either).
+--
+CREATE TABLE probe_secret (id bigint);
+CREATE ROLE regress_probe_nobody;
+GRANT EXECUTE ON FUNCTION idgen._probe_scan(regclass, name, text, regrole, text, int8range[])
+    TO regress_probe_nobody;
+SELECT relowner::regrole AS secret_owner FROM pg_class WHERE oid = 'probe_secret'::regclass \gset
+SET ROLE regress_probe_nobody;
+SELECT * FROM idgen._probe_scan('probe_secret', 'id', 'snowflake', :'secret_owner', '0', NULL);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE ALL ON FUNCTION idgen._probe_scan(regclass, name, text, regrole, text, int8range[])
+    FROM regress_probe_nobody;
+DROP ROLE regress_probe_nobody;
+DROP TABLE probe_secret;
+
+--
+-- Parallel labels: _probe_lower_bound() has an exception block (a
+-- subtransaction), which parallel mode forbids, so it is PARALLEL UNSAFE
+-- and a query calling it is never run in parallel mode.
+--
+CREATE TABLE probe_par (id bigint DEFAULT idgen.snowflake_next());
+SELECT idgen.probe_register('probe_par', 'id');
+SET force_parallel_mode = on;
+SELECT count(idgen._probe_lower_bound(p)) FROM idgen.probes p WHERE p.tbl = 'probe_par'::regclass;
+RESET force_parallel_mode;
+SELECT idgen.probe_unregister('probe_par', 'id');
+DROP TABLE probe_par;
 
 --
 -- probe_unregister() removes the probe, its status and its stats rows.
