@@ -693,6 +693,8 @@ BEGIN
 END;
 $$;
 
+COMMENT ON FUNCTION _probe_lower_bound(probes) IS 'Internal: the lower bound of a probe''s scan';
+
 
 -- One probe's scan (src/probe.c): re-checks the table, then counts as the
 -- table's owner inside a security-restricted operation.
