@@ -14,7 +14,8 @@ DECLARE
     nsp     pg_catalog.pg_namespace;
     problem text;
 BEGIN
-    SELECT * INTO STRICT nsp FROM pg_catalog.pg_namespace n WHERE n.nspname = '@extschema@';
+    SELECT * INTO STRICT nsp FROM pg_catalog.pg_namespace n
+     WHERE n.oid = '@extschema@'::pg_catalog.regnamespace;
     IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = nsp.nspowner) THEN
         problem := pg_catalog.format('It is owned by role %I, which is not a superuser.',
                                      nsp.nspowner::pg_catalog.regrole::pg_catalog.text);
@@ -694,7 +695,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION _probe_lower_bound(probes) IS 'Internal: the lower bound of a probe''s scan';
-
 
 -- One probe's scan (src/probe.c): re-checks the table, then counts as the
 -- table's owner inside a security-restricted operation.

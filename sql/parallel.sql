@@ -54,8 +54,8 @@ SELECT count(DISTINCT idgen.uuidv7()) AS uuidv7,
        count(DISTINCT idgen._current_timeline()) AS timeline,
        count(DISTINCT idgen._segment_exists('par_tag')) AS segment_exists
 FROM par_ids;
-SELECT count(*) AS lease_overlaps FROM idgen.audit_leases();
-SELECT count(*) AS segment_overlaps FROM idgen.audit_segments();
+SELECT count(*) AS lease_overlaps FROM idgen.audit_leases() WHERE worker_id < 0;
+SELECT count(*) AS segment_overlaps FROM idgen.audit_segments() WHERE tag = 'par_tag';
 SELECT count(DISTINCT d.ts) AS decoded, min(d.worker_id) AS worker_id
 FROM par_ids, LATERAL idgen.snowflake_decode(idgen.snowflake_min('2024-01-01 00:00:01+00') + par_ids.n) d;
 
@@ -70,8 +70,8 @@ SELECT count(DISTINCT idgen.uuidv7()) AS uuidv7,
        count(DISTINCT idgen._current_timeline()) AS timeline,
        count(DISTINCT idgen._segment_exists('par_tag')) AS segment_exists
 FROM par_ids;
-SELECT count(*) AS lease_overlaps FROM idgen.audit_leases();
-SELECT count(*) AS segment_overlaps FROM idgen.audit_segments();
+SELECT count(*) AS lease_overlaps FROM idgen.audit_leases() WHERE worker_id < 0;
+SELECT count(*) AS segment_overlaps FROM idgen.audit_segments() WHERE tag = 'par_tag';
 SELECT count(DISTINCT d.ts) AS decoded, min(d.worker_id) AS worker_id
 FROM par_ids, LATERAL idgen.snowflake_decode(idgen.snowflake_min('2024-01-01 00:00:01+00') + par_ids.n) d;
 

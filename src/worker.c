@@ -19,11 +19,10 @@
  *
  * The probe worker runs the registered uniqueness probes (idgen.probe_run(),
  * each probe as its table's owner: probe.c) every idgen.probe_interval
- * seconds.  It is a worker of its own so that a
- * long probe, or one waiting for a lock on a probed table, can never hold up
- * segment grants; each run also gives up on a table lock after
- * IDGEN_PROBE_LOCK_TIMEOUT (that probe fails and is logged, the others go
- * on).
+ * seconds.  It is a worker of its own so that a long probe, or one waiting
+ * for a lock on a probed table, can never hold up segment grants; each run
+ * also gives up on a table lock after IDGEN_PROBE_LOCK_TIMEOUT (that probe
+ * fails and is logged, the others go on).
  *
  *-------------------------------------------------------------------------
  */
