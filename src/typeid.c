@@ -1,0 +1,220 @@
+/*-------------------------------------------------------------------------
+ *
+ * typeid.c
+ *	  TypeID (spec 0.3.0): idgen.typeid(prefix), idgen.typeid_encode(prefix,
+ *	  uuid) and idgen.typeid_decode(typeid).
+ *
+ * A TypeID is a type prefix, an underscore and a UUID in 26 characters of
+ * lowercase Crockford base32 (base32.c): user_01h455vb4pex5vsknk084sn02q.
+ * The prefix matches ^([a-z]([a-z_]*[a-z])?)?$ and has at most 63
+ * characters; when it is empty the underscore is left out too.  Since the
+ * prefix may itself contain underscores, the suffix is what follows the
+ * last one.
+ *
+ * Anything the specification calls invalid raises
+ * ERRCODE_INVALID_TEXT_REPRESENTATION (22P02) with the rule that was broken
+ * in the message, in encode as in decode, so that an application sees one
+ * SQLSTATE for "not a TypeID" wherever the bad prefix comes from.
+ *
+ * idgen.typeid() generates on idgen.uuidv7() (the spec requires a UUIDv7
+ * for new TypeIDs); encode and decode accept any UUID, as the spec allows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
+
+#include "base32.h"
+#include "uuidv7.h"
+
+#define TYPEID_PREFIX_MAX		63
+#define TYPEID_ALPHABET			"0123456789abcdefghjkmnpqrstvwxyz"
+
+/* Raise 22P02 for the TypeID (or prefix) shown, naming the rule broken. */
+#define typeid_invalid(what, rule, ...) \
+	ereport(ERROR, \
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION), \
+			 errmsg("invalid TypeID %s: %s", (what), (rule)), \
+			 __VA_ARGS__))
+
+/*
+ * Check a prefix of len bytes against the spec; what names the input in
+ * messages.
+ */
+static void
+typeid_check_prefix(const char *prefix, int len, const char *what)
+{
+	if (idgen_base32_first_non_ascii(prefix, len) >= 0)
+		typeid_invalid(what, "prefix contains a character that is not ASCII",
+					   errdetail("A prefix has only the letters a-z and underscores: ^([a-z]([a-z_]*[a-z])?)?$."));
+	if (len > TYPEID_PREFIX_MAX)
+		typeid_invalid(what, "prefix is longer than 63 characters",
+					   errdetail("The prefix has %d characters.", len));
+	for (int i = 0; i < len; i++)
+	{
+		char		c = prefix[i];
+
+		if (c >= 'a' && c <= 'z')
+			continue;
+		if (c == '_')
+		{
+			if (i == 0)
+				typeid_invalid(what, "prefix starts with an underscore",
+							   errdetail("A prefix starts and ends with a letter a-z."));
+			if (i == len - 1)
+				typeid_invalid(what, "prefix ends with an underscore",
+							   errdetail("A prefix starts and ends with a letter a-z."));
+			continue;
+		}
+		if (c >= 'A' && c <= 'Z')
+			typeid_invalid(what, "prefix contains an uppercase letter",
+						   errdetail("A prefix is lowercase: ^([a-z]([a-z_]*[a-z])?)?$."));
+		typeid_invalid(what,
+					   psprintf("prefix contains %s",
+								idgen_base32_describe_char(prefix, i)),
+					   errdetail("A prefix has only the letters a-z and underscores: ^([a-z]([a-z_]*[a-z])?)?$."));
+	}
+}
+
+/* The TypeID text of a checked prefix and a UUID. */
+static text *
+typeid_build(const char *prefix, int prefix_len, const pg_uuid_t *uuid)
+{
+	int			len = prefix_len + (prefix_len > 0 ? 1 : 0) + IDGEN_BASE32_LEN;
+	text	   *result = (text *) palloc(VARHDRSZ + len);
+	char	   *p = VARDATA(result);
+
+	SET_VARSIZE(result, VARHDRSZ + len);
+	if (prefix_len > 0)
+	{
+		memcpy(p, prefix, prefix_len);
+		p[prefix_len] = '_';
+		p += prefix_len + 1;
+	}
+	idgen_base32_encode(uuid->data, p, false);
+	return result;
+}
+
+/* Quoted copy of a text argument for messages. */
+static const char *
+typeid_quote(const char *s, int len)
+{
+	return psprintf("\"%s\"", pnstrdup(s, len));
+}
+
+PG_FUNCTION_INFO_V1(idgen_typeid);
+
+/* idgen.typeid(prefix text) RETURNS text: a new TypeID on a UUIDv7 */
+Datum
+idgen_typeid(PG_FUNCTION_ARGS)
+{
+	text	   *prefix = PG_GETARG_TEXT_PP(0);
+	int			len = VARSIZE_ANY_EXHDR(prefix);
+	pg_uuid_t	uuid;
+
+	typeid_check_prefix(VARDATA_ANY(prefix), len,
+						psprintf("prefix %s", typeid_quote(VARDATA_ANY(prefix), len)));
+	idgen_uuidv7_generate(&uuid);
+	PG_RETURN_TEXT_P(typeid_build(VARDATA_ANY(prefix), len, &uuid));
+}
+
+PG_FUNCTION_INFO_V1(idgen_typeid_encode);
+
+/* idgen.typeid_encode(prefix text, id uuid) RETURNS text */
+Datum
+idgen_typeid_encode(PG_FUNCTION_ARGS)
+{
+	text	   *prefix = PG_GETARG_TEXT_PP(0);
+	pg_uuid_t  *uuid = PG_GETARG_UUID_P(1);
+	int			len = VARSIZE_ANY_EXHDR(prefix);
+
+	typeid_check_prefix(VARDATA_ANY(prefix), len,
+						psprintf("prefix %s", typeid_quote(VARDATA_ANY(prefix), len)));
+	PG_RETURN_TEXT_P(typeid_build(VARDATA_ANY(prefix), len, uuid));
+}
+
+PG_FUNCTION_INFO_V1(idgen_typeid_decode);
+
+/*
+ * idgen.typeid_decode(typeid text, OUT prefix text, OUT id uuid)
+ */
+Datum
+idgen_typeid_decode(PG_FUNCTION_ARGS)
+{
+	text	   *input = PG_GETARG_TEXT_PP(0);
+	const char *s = VARDATA_ANY(input);
+	int			len = VARSIZE_ANY_EXHDR(input);
+	const char *what = typeid_quote(s, len);
+	const char *sep = NULL;
+	const char *suffix;
+	int			prefix_len;
+	int			suffix_len;
+	int			bad_pos;
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	/* the suffix has no underscore: it is what follows the last one */
+	for (int i = len - 1; i >= 0; i--)
+		if (s[i] == '_')
+		{
+			sep = s + i;
+			break;
+		}
+	if (sep == NULL)
+	{
+		prefix_len = 0;
+		suffix = s;
+	}
+	else
+	{
+		prefix_len = sep - s;
+		suffix = sep + 1;
+		if (prefix_len == 0)
+			typeid_invalid(what, "separator \"_\" with an empty prefix",
+						   errdetail("A TypeID with an empty prefix is the suffix alone, without the underscore."));
+	}
+	suffix_len = len - (suffix - s);
+
+	typeid_check_prefix(s, prefix_len, what);
+
+	if (idgen_base32_first_non_ascii(suffix, suffix_len) >= 0)
+		typeid_invalid(what, "suffix contains a character that is not ASCII",
+					   errdetail("The suffix uses only " TYPEID_ALPHABET " (no i, l, o, u, no hyphens)."));
+	if (suffix_len != IDGEN_BASE32_LEN)
+		typeid_invalid(what,
+					   psprintf("suffix has %d characters instead of 26", suffix_len),
+					   errdetail("The suffix is the UUID in 26 characters of base32."));
+	switch (idgen_base32_decode(suffix, uuid->data, false, &bad_pos))
+	{
+		case IDGEN_BASE32_OK:
+			break;
+		case IDGEN_BASE32_UPPERCASE:
+			typeid_invalid(what, "suffix contains an uppercase letter",
+						   errdetail("The suffix is lowercase base32: " TYPEID_ALPHABET "."));
+			break;
+		case IDGEN_BASE32_BAD_CHAR:
+			typeid_invalid(what,
+						   psprintf("suffix contains %s, which is not in the base32 alphabet",
+									idgen_base32_describe_char(suffix, bad_pos)),
+						   errdetail("The suffix uses only " TYPEID_ALPHABET " (no i, l, o, u, no hyphens)."));
+			break;
+		case IDGEN_BASE32_OVERFLOW:
+			typeid_invalid(what, "suffix is above 7zzzzzzzzzzzzzzzzzzzzzzzzz",
+						   errdetail("The suffix encodes 128 bits, so its first character is at most 7."));
+			break;
+	}
+
+	values[0] = PointerGetDatum(cstring_to_text_with_len(s, prefix_len));
+	values[1] = UUIDPGetDatum(uuid);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
