@@ -133,20 +133,25 @@ SELECT pg_temp.default_of('undo', 'id'), idgen._segment_exists('undo') AS tag_ex
 --
 -- Refusals.
 --
-\set VERBOSITY verbose
 -- integer (serial) column: too small for Snowflake IDs.
 CREATE TABLE small (id serial PRIMARY KEY);
 SELECT idgen.convert_to_snowflake('small', 'id');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- ... and for segment numbers, which are bigint too.
 SELECT idgen.convert_to_segment('small', 'id', 'small');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- A column without a sequence, and one already converted.
 CREATE TABLE plain (id bigint PRIMARY KEY, other bigint DEFAULT 42);
 SELECT idgen.convert_to_snowflake('plain', 'id');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT idgen.convert_to_snowflake('plain', 'other');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT idgen.convert_to_snowflake('orders', 'id');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- A default that uses a sequence but is not just nextval().
 CREATE TABLE twisted (id bigint DEFAULT nextval('shared_seq') * 2);
 SELECT idgen.convert_to_snowflake('twisted', 'id');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- Values at or above the next Snowflake ID.
 CREATE TABLE huge (id bigserial PRIMARY KEY);
 INSERT INTO huge VALUES (9000000000000000000);
@@ -160,11 +165,15 @@ SELECT pg_temp.error_of($$SELECT idgen.convert_to_snowflake('huge_seq', 'id')$$)
 SELECT idgen.segment_create('taken');
 CREATE TABLE tagged (id bigserial PRIMARY KEY);
 SELECT idgen.convert_to_segment('tagged', 'id', 'taken');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT idgen.convert_to_segment('tagged', 'id', NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- No such column; not a table.
 SELECT idgen.convert_to_snowflake('tagged', 'nope');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 CREATE VIEW tagged_view AS SELECT * FROM tagged;
 SELECT idgen.convert_to_snowflake('tagged_view', 'id');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 --
 -- Privileges: a table the caller does not own; a segment tag without the
@@ -176,12 +185,15 @@ GRANT CREATE ON SCHEMA public TO regress_idgen_convert_owner;
 GRANT ALL ON tagged TO regress_idgen_convert_other;
 SET ROLE regress_idgen_convert_other;
 SELECT idgen.convert_to_snowflake('tagged', 'id');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT idgen.convert_to_segment('tagged', 'id', 'tagged');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SET ROLE regress_idgen_convert_owner;
 CREATE TABLE mine (id bigserial PRIMARY KEY);
 INSERT INTO mine DEFAULT VALUES;
 SELECT idgen.convert_to_segment('mine', 'id', 'mine');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT idgen.convert_to_snowflake('mine', 'id');
 RESET ROLE;
 SELECT pg_temp.default_of('mine', 'id');
@@ -196,7 +208,6 @@ SELECT idgen.convert_to_segment('mine2', 'id', 'mine2');
 INSERT INTO mine2 DEFAULT VALUES;
 SELECT id FROM mine2 ORDER BY id;
 RESET ROLE;
-\set VERBOSITY default
 -- Nothing was left behind by the refusals.
 SELECT pg_temp.default_of('tagged', 'id'), pg_temp.default_of('small', 'id'),
        pg_temp.default_of('huge', 'id');

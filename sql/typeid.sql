@@ -76,9 +76,8 @@ INSERT INTO invalid VALUES
 SELECT name, pg_temp.decode_error(typeid) AS error FROM invalid ORDER BY name;
 
 -- One error in full: the detail states the rule.
-\set VERBOSITY verbose
 SELECT * FROM idgen.typeid_decode('prefix_8zzzzzzzzzzzzzzzzzzzzzzzzz');
-\set VERBOSITY default
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT * FROM idgen.typeid_decode('User_01h455vb4pex5vsknk084sn02q');
 
 --

@@ -43,9 +43,8 @@ FROM (VALUES (''), ('01H455VB4PEX5VSKNK084SN02'), ('01H455VB4PEX5VSKNK084SN02QQ'
              ('01H455VB4PEX5VSK-K084SN02Q'),
              ('80000000000000000000000000'), ('8ZZZZZZZZZZZZZZZZZZZZZZZZZ'),
              ('ZZZZZZZZZZZZZZZZZZZZZZZZZZ'), ('zzzzzzzzzzzzzzzzzzzzzzzzzz')) AS v(t);
-\set VERBOSITY verbose
 SELECT idgen.ulid_decode('8ZZZZZZZZZZZZZZZZZZZZZZZZZ');
-\set VERBOSITY default
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 -- Round trip over random UUIDs; the ULID is always 26 uppercase
 -- characters of the alphabet.

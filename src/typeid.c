@@ -35,7 +35,11 @@
 #define TYPEID_PREFIX_MAX		63
 #define TYPEID_ALPHABET			"0123456789abcdefghjkmnpqrstvwxyz"
 
-/* Raise 22P02 for the TypeID (or prefix) shown, naming the rule broken. */
+/*
+ * Raise 22P02 for the input shown, naming the rule broken.  what (a
+ * typeid_what() call) is evaluated only when the error is raised, so the
+ * valid path builds no message.
+ */
 #define typeid_invalid(what, rule, ...) \
 	ereport(ERROR, \
 			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION), \
@@ -43,17 +47,31 @@
 			 __VA_ARGS__))
 
 /*
- * Check a prefix of len bytes against the spec; what names the input in
- * messages.
+ * How messages show the input: "the TypeID" in quotes, or prefix "the
+ * prefix" when a prefix alone was given (typeid(), typeid_encode()).
+ */
+static const char *
+typeid_what(const char *input, int len, bool prefix_only)
+{
+	return psprintf(prefix_only ? "prefix \"%s\"" : "\"%s\"",
+					pnstrdup(input, len));
+}
+
+/*
+ * Check a prefix of len bytes against the spec.  input (input_len bytes)
+ * is what the caller passed, for messages: the prefix itself when
+ * prefix_only, else the whole TypeID.
  */
 static void
-typeid_check_prefix(const char *prefix, int len, const char *what)
+typeid_check_prefix(const char *prefix, int len,
+					const char *input, int input_len, bool prefix_only)
 {
+
 	if (idgen_base32_first_non_ascii(prefix, len) >= 0)
-		typeid_invalid(what, "prefix contains a character that is not ASCII",
+		typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix contains a character that is not ASCII",
 					   errdetail("A prefix has only the letters a-z and underscores: ^([a-z]([a-z_]*[a-z])?)?$."));
 	if (len > TYPEID_PREFIX_MAX)
-		typeid_invalid(what, "prefix is longer than 63 characters",
+		typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix is longer than 63 characters",
 					   errdetail("The prefix has %d characters.", len));
 	for (int i = 0; i < len; i++)
 	{
@@ -64,17 +82,17 @@ typeid_check_prefix(const char *prefix, int len, const char *what)
 		if (c == '_')
 		{
 			if (i == 0)
-				typeid_invalid(what, "prefix starts with an underscore",
+				typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix starts with an underscore",
 							   errdetail("A prefix starts and ends with a letter a-z."));
 			if (i == len - 1)
-				typeid_invalid(what, "prefix ends with an underscore",
+				typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix ends with an underscore",
 							   errdetail("A prefix starts and ends with a letter a-z."));
 			continue;
 		}
 		if (c >= 'A' && c <= 'Z')
-			typeid_invalid(what, "prefix contains an uppercase letter",
+			typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix contains an uppercase letter",
 						   errdetail("A prefix is lowercase: ^([a-z]([a-z_]*[a-z])?)?$."));
-		typeid_invalid(what,
+		typeid_invalid(typeid_what(input, input_len, prefix_only),
 					   psprintf("prefix contains %s",
 								idgen_base32_describe_char(prefix, i)),
 					   errdetail("A prefix has only the letters a-z and underscores: ^([a-z]([a-z_]*[a-z])?)?$."));
@@ -100,13 +118,6 @@ typeid_build(const char *prefix, int prefix_len, const pg_uuid_t *uuid)
 	return result;
 }
 
-/* Quoted copy of a text argument for messages. */
-static const char *
-typeid_quote(const char *s, int len)
-{
-	return psprintf("\"%s\"", pnstrdup(s, len));
-}
-
 PG_FUNCTION_INFO_V1(idgen_typeid);
 
 /* idgen.typeid(prefix text) RETURNS text: a new TypeID on a UUIDv7 */
@@ -117,8 +128,7 @@ idgen_typeid(PG_FUNCTION_ARGS)
 	int			len = VARSIZE_ANY_EXHDR(prefix);
 	pg_uuid_t	uuid;
 
-	typeid_check_prefix(VARDATA_ANY(prefix), len,
-						psprintf("prefix %s", typeid_quote(VARDATA_ANY(prefix), len)));
+	typeid_check_prefix(VARDATA_ANY(prefix), len, VARDATA_ANY(prefix), len, true);
 	idgen_uuidv7_generate(&uuid);
 	PG_RETURN_TEXT_P(typeid_build(VARDATA_ANY(prefix), len, &uuid));
 }
@@ -133,8 +143,7 @@ idgen_typeid_encode(PG_FUNCTION_ARGS)
 	pg_uuid_t  *uuid = PG_GETARG_UUID_P(1);
 	int			len = VARSIZE_ANY_EXHDR(prefix);
 
-	typeid_check_prefix(VARDATA_ANY(prefix), len,
-						psprintf("prefix %s", typeid_quote(VARDATA_ANY(prefix), len)));
+	typeid_check_prefix(VARDATA_ANY(prefix), len, VARDATA_ANY(prefix), len, true);
 	PG_RETURN_TEXT_P(typeid_build(VARDATA_ANY(prefix), len, uuid));
 }
 
@@ -149,7 +158,6 @@ idgen_typeid_decode(PG_FUNCTION_ARGS)
 	text	   *input = PG_GETARG_TEXT_PP(0);
 	const char *s = VARDATA_ANY(input);
 	int			len = VARSIZE_ANY_EXHDR(input);
-	const char *what = typeid_quote(s, len);
 	const char *sep = NULL;
 	const char *suffix;
 	int			prefix_len;
@@ -180,18 +188,18 @@ idgen_typeid_decode(PG_FUNCTION_ARGS)
 		prefix_len = sep - s;
 		suffix = sep + 1;
 		if (prefix_len == 0)
-			typeid_invalid(what, "separator \"_\" with an empty prefix",
+			typeid_invalid(typeid_what(s, len, false), "separator \"_\" with an empty prefix",
 						   errdetail("A TypeID with an empty prefix is the suffix alone, without the underscore."));
 	}
 	suffix_len = len - (suffix - s);
 
-	typeid_check_prefix(s, prefix_len, what);
+	typeid_check_prefix(s, prefix_len, s, len, false);
 
 	if (idgen_base32_first_non_ascii(suffix, suffix_len) >= 0)
-		typeid_invalid(what, "suffix contains a character that is not ASCII",
+		typeid_invalid(typeid_what(s, len, false), "suffix contains a character that is not ASCII",
 					   errdetail("The suffix uses only " TYPEID_ALPHABET " (no i, l, o, u, no hyphens)."));
 	if (suffix_len != IDGEN_BASE32_LEN)
-		typeid_invalid(what,
+		typeid_invalid(typeid_what(s, len, false),
 					   psprintf("suffix has %d characters instead of 26", suffix_len),
 					   errdetail("The suffix is the UUID in 26 characters of base32."));
 	switch (idgen_base32_decode(suffix, uuid->data, false, &bad_pos))
@@ -199,17 +207,17 @@ idgen_typeid_decode(PG_FUNCTION_ARGS)
 		case IDGEN_BASE32_OK:
 			break;
 		case IDGEN_BASE32_UPPERCASE:
-			typeid_invalid(what, "suffix contains an uppercase letter",
+			typeid_invalid(typeid_what(s, len, false), "suffix contains an uppercase letter",
 						   errdetail("The suffix is lowercase base32: " TYPEID_ALPHABET "."));
 			break;
 		case IDGEN_BASE32_BAD_CHAR:
-			typeid_invalid(what,
+			typeid_invalid(typeid_what(s, len, false),
 						   psprintf("suffix contains %s, which is not in the base32 alphabet",
 									idgen_base32_describe_char(suffix, bad_pos)),
 						   errdetail("The suffix uses only " TYPEID_ALPHABET " (no i, l, o, u, no hyphens)."));
 			break;
 		case IDGEN_BASE32_OVERFLOW:
-			typeid_invalid(what, "suffix is above 7zzzzzzzzzzzzzzzzzzzzzzzzz",
+			typeid_invalid(typeid_what(s, len, false), "suffix is above 7zzzzzzzzzzzzzzzzzzzzzzzzz",
 						   errdetail("The suffix encodes 128 bits, so its first character is at most 7."));
 			break;
 	}
