@@ -1,4 +1,6 @@
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS idgen;
+RESET client_min_messages;
 --
 -- TypeID (spec 0.3.0): idgen.typeid(), idgen.typeid_encode(),
 -- idgen.typeid_decode().

@@ -1,4 +1,6 @@
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS idgen;
+RESET client_min_messages;
 --
 -- ULID text form: idgen.ulid_encode(uuid), idgen.ulid_decode(text).
 -- Output does not depend on the current time.

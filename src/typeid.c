@@ -47,8 +47,9 @@
 			 __VA_ARGS__))
 
 /*
- * How messages show the input: "the TypeID" in quotes, or prefix "the
- * prefix" when a prefix alone was given (typeid(), typeid_encode()).
+ * How messages show the input: the TypeID in quotes, or the word prefix
+ * and the prefix in quotes when a prefix alone was given (typeid(),
+ * typeid_encode()).
  */
 static const char *
 typeid_what(const char *input, int len, bool prefix_only)
@@ -57,22 +58,17 @@ typeid_what(const char *input, int len, bool prefix_only)
 					pnstrdup(input, len));
 }
 
-/*
- * Check a prefix of len bytes against the spec.  input (input_len bytes)
- * is what the caller passed, for messages: the prefix itself when
- * prefix_only, else the whole TypeID.
- */
-static void
-typeid_check_prefix(const char *prefix, int len,
-					const char *input, int input_len, bool prefix_only)
-{
+#define TYPEID_PREFIX_RULE \
+	"A prefix has at most 63 characters, only the letters a-z and underscores, and starts and ends with a letter: ^([a-z]([a-z_]*[a-z])?)?$."
 
+/* The rule a prefix of len bytes breaks, or NULL if the spec allows it. */
+static const char *
+typeid_prefix_problem(const char *prefix, int len)
+{
 	if (idgen_base32_first_non_ascii(prefix, len) >= 0)
-		typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix contains a character that is not ASCII",
-					   errdetail("A prefix has only the letters a-z and underscores: ^([a-z]([a-z_]*[a-z])?)?$."));
+		return "prefix contains a character that is not ASCII";
 	if (len > TYPEID_PREFIX_MAX)
-		typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix is longer than 63 characters",
-					   errdetail("The prefix has %d characters.", len));
+		return psprintf("prefix has %d characters, more than 63", len);
 	for (int i = 0; i < len; i++)
 	{
 		char		c = prefix[i];
@@ -82,21 +78,28 @@ typeid_check_prefix(const char *prefix, int len,
 		if (c == '_')
 		{
 			if (i == 0)
-				typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix starts with an underscore",
-							   errdetail("A prefix starts and ends with a letter a-z."));
+				return "prefix starts with an underscore";
 			if (i == len - 1)
-				typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix ends with an underscore",
-							   errdetail("A prefix starts and ends with a letter a-z."));
+				return "prefix ends with an underscore";
 			continue;
 		}
 		if (c >= 'A' && c <= 'Z')
-			typeid_invalid(typeid_what(input, input_len, prefix_only), "prefix contains an uppercase letter",
-						   errdetail("A prefix is lowercase: ^([a-z]([a-z_]*[a-z])?)?$."));
-		typeid_invalid(typeid_what(input, input_len, prefix_only),
-					   psprintf("prefix contains %s",
-								idgen_base32_describe_char(prefix, i)),
-					   errdetail("A prefix has only the letters a-z and underscores: ^([a-z]([a-z_]*[a-z])?)?$."));
+			return "prefix contains an uppercase letter";
+		return psprintf("prefix contains %s",
+						idgen_base32_describe_char(prefix, i));
 	}
+	return NULL;
+}
+
+/* Raise 22P02 unless the prefix argument of typeid()/typeid_encode() is valid. */
+static void
+typeid_check_prefix_arg(const char *prefix, int len)
+{
+	const char *problem = typeid_prefix_problem(prefix, len);
+
+	if (problem)
+		typeid_invalid(typeid_what(prefix, len, true), problem,
+					   errdetail(TYPEID_PREFIX_RULE));
 }
 
 /* The TypeID text of a checked prefix and a UUID. */
@@ -128,7 +131,7 @@ idgen_typeid(PG_FUNCTION_ARGS)
 	int			len = VARSIZE_ANY_EXHDR(prefix);
 	pg_uuid_t	uuid;
 
-	typeid_check_prefix(VARDATA_ANY(prefix), len, VARDATA_ANY(prefix), len, true);
+	typeid_check_prefix_arg(VARDATA_ANY(prefix), len);
 	idgen_uuidv7_generate(&uuid);
 	PG_RETURN_TEXT_P(typeid_build(VARDATA_ANY(prefix), len, &uuid));
 }
@@ -143,7 +146,7 @@ idgen_typeid_encode(PG_FUNCTION_ARGS)
 	pg_uuid_t  *uuid = PG_GETARG_UUID_P(1);
 	int			len = VARSIZE_ANY_EXHDR(prefix);
 
-	typeid_check_prefix(VARDATA_ANY(prefix), len, VARDATA_ANY(prefix), len, true);
+	typeid_check_prefix_arg(VARDATA_ANY(prefix), len);
 	PG_RETURN_TEXT_P(typeid_build(VARDATA_ANY(prefix), len, uuid));
 }
 
@@ -163,6 +166,7 @@ idgen_typeid_decode(PG_FUNCTION_ARGS)
 	int			prefix_len;
 	int			suffix_len;
 	int			bad_pos;
+	const char *problem;
 	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
 	TupleDesc	tupdesc;
 	Datum		values[2];
@@ -193,7 +197,10 @@ idgen_typeid_decode(PG_FUNCTION_ARGS)
 	}
 	suffix_len = len - (suffix - s);
 
-	typeid_check_prefix(s, prefix_len, s, len, false);
+	problem = typeid_prefix_problem(s, prefix_len);
+	if (problem)
+		typeid_invalid(typeid_what(s, len, false), problem,
+					   errdetail(TYPEID_PREFIX_RULE));
 
 	if (idgen_base32_first_non_ascii(suffix, suffix_len) >= 0)
 		typeid_invalid(typeid_what(s, len, false), "suffix contains a character that is not ASCII",
