@@ -24,10 +24,14 @@ idgen_require_root() {
 # npm is by a nodejs package that bundles it, which conflicts with Debian's
 # npm).
 idgen_package_present() {
-	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
-	dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
+	local provided
+	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ] && return 0
+	# read the whole list before matching: grep -q stopping early would
+	# break the pipe, and pipefail would then call the package missing
+	provided=$(dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
 		sed -n 's/^install ok installed|//p' | tr ',' '\n' |
-		sed -e 's/(.*//' -e 's/[[:space:]]//g' | grep -qx -- "$1"
+		sed -e 's/(.*//' -e 's/[[:space:]]//g' || true)
+	grep -qx -- "$1" <<<"$provided"
 }
 
 idgen_install_packages() {
