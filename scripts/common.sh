@@ -20,10 +20,24 @@ idgen_require_root() {
 	fi
 }
 
+# Whether package $1 is installed, or provided by an installed package (as
+# npm is by a nodejs package that bundles it, which conflicts with Debian's
+# npm).
+idgen_package_present() {
+	local provided
+	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ] && return 0
+	# read the whole list before matching: grep -q stopping early would
+	# break the pipe, and pipefail would then call the package missing
+	provided=$(dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
+		sed -n 's/^install ok installed|//p' | tr ',' '\n' |
+		sed -e 's/(.*//' -e 's/[[:space:]]//g' || true)
+	grep -qx -- "$1" <<<"$provided"
+}
+
 idgen_install_packages() {
 	local missing=()
 	for p in "${IDGEN_PACKAGES[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+		idgen_package_present "$p" || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "== installing: ${missing[*]}"

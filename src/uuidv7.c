@@ -335,3 +335,20 @@ idgen_uuidv7_time(PG_FUNCTION_ARGS)
 
 	PG_RETURN_TIMESTAMPTZ(idgen_unix_us_to_timestamptz(unix_us));
 }
+
+/*
+ * Generate one UUIDv7 into *uuid exactly as idgen.uuidv7() does, for
+ * generators that build on it (idgen.typeid()).  Goes through the SQL entry
+ * point so that there is one generator.
+ */
+void
+idgen_uuidv7_generate(pg_uuid_t *uuid)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	pg_uuid_t  *issued;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	issued = DatumGetUUIDP(idgen_uuidv7(fcinfo));
+	memcpy(uuid, issued, sizeof(pg_uuid_t));
+	pfree(issued);
+}

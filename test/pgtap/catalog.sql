@@ -10,7 +10,7 @@
 -- idgen.worker_id = 1.
 
 BEGIN;
-SELECT plan(143);
+SELECT plan(161);
 
 -- ---------------------------------------------------------------------------
 -- The extension itself
@@ -43,10 +43,12 @@ SELECT functions_are('idgen',
           'lease_acquire', 'lease_renew', 'lease_release',
           'probe_register', 'probe_unregister', 'probe_run', '_probe_lower_bound', '_probe_scan',
           'audit_leases', 'audit_segments',
-          'stats', 'status'],
+          'stats', 'status',
+          'typeid', 'typeid_encode', 'typeid_decode', 'ulid_encode', 'ulid_decode',
+          'convert_to_snowflake', 'convert_to_segment', '_convert_prepare', '_convert_finish'],
     'schema idgen has exactly the documented functions');
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'idgen'::regnamespace),
-          27, 'schema idgen has 27 functions (uuidv7 is the only overloaded name)');
+          35, 'schema idgen has 35 functions (uuidv7 is the only overloaded name)');
 SELECT views_are('idgen', ARRAY['stats', 'status', 'segments', 'probe_status'],
     'schema idgen has exactly the documented views');
 SELECT tables_are('idgen',
@@ -92,6 +94,13 @@ SELECT function_returns('idgen', 'snowflake_min', ARRAY['timestamp with time zon
 SELECT function_returns('idgen', 'bit_budget', ARRAY[]::name[], 'record');
 SELECT function_returns('idgen', 'stats', ARRAY[]::name[], 'setof record');
 SELECT function_returns('idgen', 'status', ARRAY[]::name[], 'record');
+SELECT function_returns('idgen', 'typeid', ARRAY['text'], 'text');
+SELECT function_returns('idgen', 'typeid_encode', ARRAY['text', 'uuid'], 'text');
+SELECT function_returns('idgen', 'typeid_decode', ARRAY['text'], 'record');
+SELECT function_returns('idgen', 'ulid_encode', ARRAY['uuid'], 'text');
+SELECT function_returns('idgen', 'ulid_decode', ARRAY['text'], 'uuid');
+SELECT function_returns('idgen', 'convert_to_snowflake', ARRAY['regclass', 'name'], 'void');
+SELECT function_returns('idgen', 'convert_to_segment', ARRAY['regclass', 'name', 'text'], 'void');
 
 -- Output columns of the record-returning ones, in order.
 SELECT is(
@@ -127,6 +136,11 @@ SELECT volatility_is('idgen', 'snowflake_min', ARRAY['timestamp with time zone']
 SELECT volatility_is('idgen', 'bit_budget', ARRAY[]::name[], 'volatile');
 SELECT volatility_is('idgen', 'stats', ARRAY[]::name[], 'volatile');
 SELECT volatility_is('idgen', 'status', ARRAY[]::name[], 'volatile');
+SELECT volatility_is('idgen', 'typeid', ARRAY['text'], 'volatile');
+SELECT volatility_is('idgen', 'typeid_encode', ARRAY['text', 'uuid'], 'immutable');
+SELECT volatility_is('idgen', 'typeid_decode', ARRAY['text'], 'immutable');
+SELECT volatility_is('idgen', 'ulid_encode', ARRAY['uuid'], 'immutable');
+SELECT volatility_is('idgen', 'ulid_decode', ARRAY['text'], 'immutable');
 
 -- ---------------------------------------------------------------------------
 -- Strictness (NULL in, NULL out, without entering the C code)
@@ -137,6 +151,11 @@ SELECT is_strict('idgen', 'uuidv7_min', ARRAY['timestamp with time zone']);
 SELECT is_strict('idgen', 'uuidv7_time', ARRAY['uuid']);
 SELECT is_strict('idgen', 'snowflake_decode', ARRAY['bigint']);
 SELECT is_strict('idgen', 'snowflake_min', ARRAY['timestamp with time zone']);
+SELECT is_strict('idgen', 'typeid', ARRAY['text']);
+SELECT is_strict('idgen', 'typeid_encode', ARRAY['text', 'uuid']);
+SELECT is_strict('idgen', 'typeid_decode', ARRAY['text']);
+SELECT is_strict('idgen', 'ulid_encode', ARRAY['uuid']);
+SELECT is_strict('idgen', 'ulid_decode', ARRAY['text']);
 SELECT isnt_strict('idgen', 'uuidv7', ARRAY[]::name[]);
 SELECT isnt_strict('idgen', 'snowflake_next', ARRAY[]::name[]);
 SELECT is(idgen.uuidv7(NULL::timestamptz), NULL::uuid, 'uuidv7(NULL) is NULL');
@@ -199,11 +218,16 @@ SELECT is(
        FROM pg_proc p
       WHERE p.pronamespace = 'idgen'::regnamespace
         AND has_function_privilege('idgen_pgtap_nobody', p.oid, 'EXECUTE')),
-    'idgen._segment_exists(text), idgen.bit_budget(), idgen.segment_buffers(), idgen.snowflake_decode(bigint), '
+    'idgen._convert_finish(regclass,name,regclass,"char",text), idgen._convert_prepare(regclass,name,text), '
+    'idgen._segment_exists(text), idgen.bit_budget(), '
+    'idgen.convert_to_segment(regclass,name,text), idgen.convert_to_snowflake(regclass,name), '
+    'idgen.segment_buffers(), idgen.snowflake_decode(bigint), '
     'idgen.snowflake_min(timestamp with time zone), idgen.snowflake_next(), idgen.stats(), '
-    'idgen.status(), idgen.uuidv7(), idgen.uuidv7(timestamp with time zone), '
+    'idgen.status(), idgen.typeid(text), idgen.typeid_decode(text), idgen.typeid_encode(text,uuid), '
+    'idgen.ulid_decode(text), idgen.ulid_encode(uuid), idgen.uuidv7(), idgen.uuidv7(timestamp with time zone), '
     'idgen.uuidv7_min(timestamp with time zone), idgen.uuidv7_time(uuid)',
-    'a fresh role may execute exactly the generators, decoders and monitoring functions');
+    'a fresh role may execute exactly the generators, decoders, text forms, monitoring functions and the '
+    'column conversions (which run with the caller''s rights and check ownership)');
 SELECT table_privs_are('idgen', 'stats', 'idgen_pgtap_nobody', ARRAY['SELECT'],
     'fresh role may SELECT (only) from idgen.stats');
 SELECT table_privs_are('idgen', 'status', 'idgen_pgtap_nobody', ARRAY['SELECT'],

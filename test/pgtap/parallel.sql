@@ -26,6 +26,9 @@ SELECT results_eq(
        WHERE p.pronamespace = 'idgen'::regnamespace
        ORDER BY p.oid::regprocedure::text COLLATE "C"$$,
     $$VALUES
+      -- column conversion: DDL, locks and table writes
+      ('idgen._convert_finish(regclass,name,regclass,"char",text)', 'v', 'u'),
+      ('idgen._convert_prepare(regclass,name,text)', 'v', 'u'),
       -- timeline of the WAL being written (shared memory)
       ('idgen._current_timeline()', 'v', 's'),
       -- an exception block (subtransaction)
@@ -41,6 +44,9 @@ SELECT results_eq(
       ('idgen.audit_segments()', 's', 's'),
       -- reads the shared lease state
       ('idgen.bit_budget()', 'v', 's'),
+      -- column conversion: DDL, locks and table writes
+      ('idgen.convert_to_segment(regclass,name,text)', 'v', 'u'),
+      ('idgen.convert_to_snowflake(regclass,name)', 'v', 'u'),
       -- table writes and advisory locks
       ('idgen.lease_acquire(text,integer,integer,integer,integer,integer,bigint,integer,integer,integer,integer)', 'v', 'u'),
       ('idgen.lease_release(integer,bigint,text,bigint)', 'v', 'u'),
@@ -67,6 +73,13 @@ SELECT results_eq(
       ('idgen.stats()', 'v', 'r'),
       -- without preload, this backend's own generator state
       ('idgen.status()', 'v', 'r'),
+      -- a new UUIDv7 (shared generator state), then pure text encoding
+      ('idgen.typeid(text)', 'v', 's'),
+      -- pure functions of the arguments
+      ('idgen.typeid_decode(text)', 'i', 's'),
+      ('idgen.typeid_encode(text,uuid)', 'i', 's'),
+      ('idgen.ulid_decode(text)', 'i', 's'),
+      ('idgen.ulid_encode(uuid)', 'i', 's'),
       -- shared generator state; random bits from a per-process buffer
       ('idgen.uuidv7()', 'v', 's'),
       ('idgen.uuidv7(timestamp with time zone)', 'v', 's'),
