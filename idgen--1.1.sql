@@ -341,6 +341,39 @@ COMMENT ON FUNCTION _lease_acquisition_lock() IS
 REVOKE EXECUTE ON FUNCTION _lease_lock(integer), _lease_unlock(), _lease_acquisition_lock()
     FROM PUBLIC;
 
+-- Take the lock on a worker id for a holding the caller has just shown to
+-- be its own (holder identity and role, under the row's lock).  Another
+-- session of the same role holding it can only be this node's own earlier
+-- session, cut off by a partition or left by a crash, that the
+-- coordinator has not ended yet: end it (waiting up to 1 s) rather than
+-- make the node give up its id.  The pg_locks scan runs only then.
+CREATE FUNCTION _lease_take_lock(p_worker_id integer)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stale integer;
+BEGIN
+    IF idgen._lease_lock(p_worker_id) THEN
+        RETURN true;
+    END IF;
+    SELECT l.pid INTO stale
+      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.granted
+       AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+       AND l.classid = 7534 AND l.objid = p_worker_id AND l.objsubid = 7534
+       AND a.usename = session_user AND l.pid <> pg_backend_pid();
+    RETURN stale IS NOT NULL AND pg_terminate_backend(stale, 1000)
+           AND idgen._lease_lock(p_worker_id);
+END;
+$$;
+
+COMMENT ON FUNCTION _lease_take_lock(integer) IS
+'Internal: take the lock on the caller''s own leased worker id, ending its own stale session';
+
+REVOKE EXECUTE ON FUNCTION _lease_take_lock(integer) FROM PUBLIC;
+
 -- The lease functions are SECURITY DEFINER: nodes' roles get EXECUTE on
 -- them and nothing else.  A holding belongs to the holder identity (the
 -- node's system identifier/host:port) AND the role that took it
@@ -456,7 +489,8 @@ BEGIN
            AND cur.expires_at + make_interval(secs => p_margin_s) > now() THEN
             CONTINUE;           -- live, or within the quarantine after expiry
         END IF;
-        IF NOT idgen._lease_lock(cand) THEN
+        IF NOT (CASE WHEN own THEN idgen._lease_take_lock(cand)
+                     ELSE idgen._lease_lock(cand) END) THEN
             CONTINUE;           -- a live session still holds it
         END IF;
 
@@ -530,12 +564,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     new_expiry := now() + make_interval(secs => p_ttl_s);
-    -- The holding must be the caller's (holder identity and role; rows from
-    -- before 1.1 recorded no role).  Checked before the lock is taken, so a
-    -- caller can never take the lock of a holding that is not its own.
+    -- The holding must be the caller's (holder identity and role; a holding
+    -- taken before 1.1 recorded no role, and records the renewing one).
+    -- Checked before the lock is taken, so a caller can never take the lock
+    -- of a holding that is not its own.
     UPDATE idgen.leases l
        SET renewed_at = now(), expires_at = new_expiry,
-           time_floor_ms = greatest(l.time_floor_ms, p_time_floor_ms)
+           time_floor_ms = greatest(l.time_floor_ms, p_time_floor_ms),
+           holder_role = session_user
      WHERE l.worker_id = p_worker_id AND l.generation = p_generation
        AND l.holder = p_holder AND l.released_at IS NULL
        AND (l.holder_role = session_user OR l.holder_role IS NULL);
@@ -545,7 +581,7 @@ BEGIN
     END IF;
     -- after a reconnect (or a coordinator failover) this session may not
     -- hold the id's lock yet; the error rolls the renewal back
-    IF NOT idgen._lease_lock(p_worker_id) THEN
+    IF NOT idgen._lease_take_lock(p_worker_id) THEN
         RAISE EXCEPTION 'worker id % is locked by another session', p_worker_id
             USING ERRCODE = 'IG007';
     END IF;

@@ -97,6 +97,7 @@ static int32 held_worker_id = -1;
 static int64 held_generation = 0;
 static int64 held_horizon_ms = 0;
 static int64 held_previous_floor_ms = 0;	/* the id's floor when we took it */
+static int32 held_in_use = -1;	/* ids in use, as counted at acquisition */
 
 static int
 lease_margin_s(void)
@@ -574,7 +575,7 @@ lease_renew(LeaseCall *call)
 					   call->nfields > 0 && call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
 					   started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * NS_PER_S,
 					   held_horizon_ms,
-					   call->nfields > 1 && call->fields[1] ? pg_strtoint32(call->fields[1]) : -1,
+					   call->nfields > 1 && call->fields[1] ? pg_strtoint32(call->fields[1]) : held_in_use,
 					   -1);
 	return true;
 }
@@ -636,6 +637,7 @@ lease_acquire(LeaseCall *call)
 	previous_floor_ms = pg_strtoint64(call->fields[3]);
 	in_use = pg_strtoint32(call->fields[4]);
 	capacity = pg_strtoint32(call->fields[5]);
+	held_in_use = in_use;		/* renewals no longer count (1.1) */
 	held_horizon_ms = 0;
 	held_previous_floor_ms = previous_floor_ms;
 

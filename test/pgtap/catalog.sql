@@ -41,12 +41,13 @@ SELECT functions_are('idgen',
           'segment_next', 'segment_create', 'segment_drop', 'segment_buffers', '_segment_forget',
           '_segment_exists', '_current_timeline',
           'lease_acquire', 'lease_renew', 'lease_release',
+          '_lease_lock', '_lease_unlock', '_lease_acquisition_lock', '_lease_take_lock',
           'probe_register', 'probe_unregister', 'probe_run', '_probe_lower_bound',
           'audit_leases', 'audit_segments',
           'stats', 'status'],
     'schema idgen has exactly the documented functions');
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'idgen'::regnamespace),
-          26, 'schema idgen has 26 functions (uuidv7 is the only overloaded name)');
+          30, 'schema idgen has 30 functions (uuidv7 is the only overloaded name)');
 SELECT views_are('idgen', ARRAY['stats', 'status', 'segments', 'probe_status'],
     'schema idgen has exactly the documented views');
 SELECT tables_are('idgen',
@@ -168,21 +169,28 @@ SELECT is(
     (SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text COLLATE "C")
        FROM pg_proc p
       WHERE p.pronamespace = 'idgen'::regnamespace AND p.prosecdef),
-    'idgen._segment_exists(text), idgen.segment_create(text,bigint,integer), idgen.segment_drop(text)',
-    'only segment_create(), segment_drop() and the tag lookup _segment_exists() are SECURITY DEFINER');
+    'idgen._segment_exists(text), '
+    'idgen.lease_acquire(text,integer,integer,integer,integer,integer,bigint,integer,integer,integer,integer,bigint), '
+    'idgen.lease_release(integer,bigint,text,bigint), idgen.lease_renew(integer,bigint,text,integer,bigint), '
+    'idgen.segment_create(text,bigint,integer), idgen.segment_drop(text)',
+    'only segment_create(), segment_drop(), the tag lookup _segment_exists() and the three lease functions are SECURITY DEFINER');
 SELECT is(
     (SELECT string_agg(p.oid::regprocedure::text || ' ' || p.proparallel::text, E'\n'
                        ORDER BY p.oid::regprocedure::text COLLATE "C")
        FROM pg_proc p
       WHERE p.pronamespace = 'idgen'::regnamespace),
     E'idgen._current_timeline() s\n'
+    'idgen._lease_acquisition_lock() u\n'
+    'idgen._lease_lock(integer) u\n'
+    'idgen._lease_take_lock(integer) u\n'
+    'idgen._lease_unlock() u\n'
     'idgen._probe_lower_bound(idgen.probes) s\n'
     'idgen._segment_exists(text) s\n'
     'idgen._segment_forget(text) u\n'
     'idgen.audit_leases() s\n'
     'idgen.audit_segments() s\n'
     'idgen.bit_budget() s\n'
-    'idgen.lease_acquire(text,integer,integer,integer,integer,integer,bigint,integer,integer,integer,integer) u\n'
+    'idgen.lease_acquire(text,integer,integer,integer,integer,integer,bigint,integer,integer,integer,integer,bigint) u\n'
     'idgen.lease_release(integer,bigint,text,bigint) u\n'
     'idgen.lease_renew(integer,bigint,text,integer,bigint) u\n'
     'idgen.probe_register(regclass,name,interval) u\n'
