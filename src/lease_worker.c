@@ -164,6 +164,21 @@ lease_session_limits(LeaseLimit *limits)
 	memcpy(limits, all, sizeof(all));
 }
 
+/* One of lease_session_limits()'s values, by name. */
+static int
+lease_limit(const char *name)
+{
+	LeaseLimit	limits[LEASE_NLIMITS];
+	int			i;
+
+	lease_session_limits(limits);
+	for (i = 0; i < LEASE_NLIMITS; i++)
+		if (strcmp(limits[i].name, name) == 0)
+			return limits[i].value;
+	elog(ERROR, "idgen: no session limit \"%s\"", name);
+	return 0;					/* keep compiler quiet */
+}
+
 void
 idgen_register_lease_worker(void)
 {
@@ -280,8 +295,8 @@ lease_connect(LeaseCall *call)
 {
 	/*
 	 * Defaults first, so that the user's connection string can override
-	 * them: bounded connection attempts, and keepalives so that a dead
-	 * coordinator connection is noticed within a third of the TTL.
+	 * them: bounded connection attempts, and the keepalives and
+	 * tcp_user_timeout the coordinator's end uses too.
 	 */
 	const char *keys[] = {"connect_timeout", "application_name",
 		"keepalives", "keepalives_idle", "keepalives_interval",
@@ -299,10 +314,10 @@ lease_connect(LeaseCall *call)
 	values[0] = psprintf("%d", Max(2, (lease_call_timeout_ms() + 999) / 1000));
 	values[1] = "idgen lease worker";
 	values[2] = "1";
-	values[3] = psprintf("%d", Max(1, idgen_lease_ttl_s / 6));
-	values[4] = psprintf("%d", Max(1, idgen_lease_ttl_s / 15));
-	values[5] = "3";
-	values[6] = psprintf("%d", idgen_lease_ttl_s * 1000 / 3);
+	values[3] = psprintf("%d", lease_limit("tcp_keepalives_idle"));
+	values[4] = psprintf("%d", lease_limit("tcp_keepalives_interval"));
+	values[5] = psprintf("%d", lease_limit("tcp_keepalives_count"));
+	values[6] = psprintf("%d", lease_limit("tcp_user_timeout"));
 	values[7] = idgen_coordinator;
 	values[8] = NULL;
 
@@ -372,7 +387,7 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 	 * rather than fail a call on it.
 	 */
 	if (coordinator_conn != NULL &&
-		now - coordinator_used_ns > ((int64) idgen_lease_ttl_s * 2000 / 3 - 1000) * NS_PER_MS)
+		now - coordinator_used_ns > (lease_limit("idle_session_timeout") - 1000) * NS_PER_MS)
 		lease_disconnect();
 	if (coordinator_conn == NULL || PQstatus(coordinator_conn) != CONNECTION_OK)
 	{
