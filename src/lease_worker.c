@@ -382,12 +382,13 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 	int64		now = idgen_monotonic_ns();
 
 	/*
-	 * A session idle for about as long as the coordinator allows
-	 * (idle_session_timeout) may have been ended there: start a new one
-	 * rather than fail a call on it.
+	 * A session idle for nearly as long as the coordinator allows
+	 * (idle_session_timeout; renewals leave it idle for only half that) may
+	 * be ended there any moment: start a new one rather than fail a call on
+	 * it.
 	 */
 	if (coordinator_conn != NULL &&
-		now - coordinator_used_ns > (lease_limit("idle_session_timeout") - 1000) * NS_PER_MS)
+		now - coordinator_used_ns > lease_limit("idle_session_timeout") * 3 / 4 * NS_PER_MS)
 		lease_disconnect();
 	if (coordinator_conn == NULL || PQstatus(coordinator_conn) != CONNECTION_OK)
 	{
