@@ -1,7 +1,9 @@
 # A frozen node loses its worker id within the TTL (plus the margin).
 #
 # Two nodes lease the only two worker ids (worker_bits = 1) from a
-# coordinator they reach over TCP loopback.  One node is frozen with
+# coordinator they reach over TCP loopback; their sessions there set the
+# server-side limits derived from the TTL (seen in the coordinator's
+# statement log).  One node is frozen with
 # SIGSTOP (its postmaster and every child): its kernel still acknowledges
 # TCP, so neither keepalives nor tcp_user_timeout end its idle coordinator
 # session; only the server-side limits the lease worker sets on that
@@ -31,6 +33,7 @@ $coord->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'idgen'
 idgen.worker_id = 7
 listen_addresses = '127.0.0.1'
+log_statement = 'all'
 });
 $coord->start;
 $coord->safe_psql('postgres', 'CREATE EXTENSION idgen');
@@ -75,6 +78,26 @@ my $a = new_node('node_a');
 my $b = new_node('node_b');
 ok(wait_state($a, 'held'), 'node_a holds a lease');
 ok(wait_state($b, 'held'), 'node_b holds a lease');
+# Every coordinator session of a lease worker sets its limits, derived
+# from the TTL (6 s: call timeout 2 s), and search_path = pg_catalog.
+{
+	my $log = slurp_file($coord->logfile);
+	my %want = (
+		search_path => 'pg_catalog',
+		statement_timeout => 1600,
+		lock_timeout => 1000,
+		idle_in_transaction_session_timeout => 2000,
+		idle_session_timeout => 4000,
+		tcp_keepalives_idle => 1,
+		tcp_keepalives_interval => 1,
+		tcp_keepalives_count => 3,
+		tcp_user_timeout => 2000);
+	for my $name (sort keys %want)
+	{
+		like($log, qr/set_config\('$name', '$want{$name}', false\)/,
+			"lease worker sessions set $name = $want{$name}");
+	}
+}
 my $wa = status_of($a, 'worker_id');
 my $wb = status_of($b, 'worker_id');
 isnt($wa, $wb, "node_a has id $wa, node_b id $wb: every id is taken");
