@@ -601,8 +601,9 @@ GRANT EXECUTE ON FUNCTION convert_to_segment(regclass, name, text) TO PUBLIC;
 --
 -- Any server with CREATE EXTENSION idgen can be the coordinator.  Nodes'
 -- lease workers call lease_acquire/lease_renew/lease_release over a session
--- that holds one session-level advisory lock per leased worker id.  Nothing
--- here is writable or callable by ordinary users.
+-- that holds a session-level lock on its leased worker id, in a lock space
+-- only these functions reach.  Nothing here is writable or callable by
+-- ordinary users; node roles get EXECUTE on the three functions.
 -- ---------------------------------------------------------------------------
 
 -- The Snowflake layout the coordinator's nodes use (one row).
@@ -626,7 +627,9 @@ CREATE TABLE leases (
     renewed_at    timestamptz NOT NULL,
     expires_at    timestamptz NOT NULL,
     released_at   timestamptz,
-    time_floor_ms bigint NOT NULL DEFAULT 0  -- highest Unix ms the holders may have issued
+    time_floor_ms bigint NOT NULL DEFAULT 0, -- highest Unix ms the holders may have issued
+    holder_role   name,                 -- session_user that took the holding (NULL: before 1.1)
+    start_floor_ms bigint NOT NULL DEFAULT 0 -- the floor the current holding started above
 );
 
 -- One row per holding, for audits (idgen.audit_leases()).
@@ -645,30 +648,147 @@ SELECT pg_catalog.pg_extension_config_dump('lease_layout', '');
 SELECT pg_catalog.pg_extension_config_dump('leases', '');
 SELECT pg_catalog.pg_extension_config_dump('lease_history', '');
 
--- Advisory-lock key space: (classid 0x1D6E, objid = worker id).
+-- The coordinator's lease locks (src/lease_locks.c): lock tags no SQL
+-- outside these functions can take, so that no role able to connect can
+-- block leasing.  Only the lease functions below call them.
+CREATE FUNCTION _lease_lock(worker_id integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'idgen_lease_lock'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _lease_lock(integer) IS
+'Internal: take this session''s lock on a leased worker id without waiting';
+
+CREATE FUNCTION _lease_unlock()
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_lease_unlock'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _lease_unlock() IS
+'Internal: release this session''s worker-id lock';
+
+CREATE FUNCTION _lease_acquisition_lock()
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_lease_acquisition_lock'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _lease_acquisition_lock() IS
+'Internal: serialise worker-id acquisitions, waiting at most lock_timeout';
+
+REVOKE EXECUTE ON FUNCTION _lease_lock(integer), _lease_unlock(), _lease_acquisition_lock()
+    FROM PUBLIC;
+
+-- Take the lock on a worker id for a holding the caller has just shown to
+-- be its own (holder identity and role, under the row's lock).  Another
+-- session of the same role holding it can only be this node's own earlier
+-- session, cut off by a partition or left by a crash, that the
+-- coordinator has not ended yet: end it (waiting up to 1 s) rather than
+-- make the node give up its id.  The pg_locks scan runs only then.
+CREATE FUNCTION _lease_take_lock(p_worker_id integer)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stale integer;
+BEGIN
+    IF idgen._lease_lock(p_worker_id) THEN
+        RETURN true;
+    END IF;
+    SELECT l.pid INTO stale
+      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.granted
+       AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+       AND l.classid = 7534 AND l.objid = p_worker_id AND l.objsubid = 7534
+       AND a.usename = session_user AND l.pid <> pg_backend_pid();
+    RETURN stale IS NOT NULL AND pg_terminate_backend(stale, 1000)
+           AND idgen._lease_lock(p_worker_id);
+END;
+$$;
+
+COMMENT ON FUNCTION _lease_take_lock(integer) IS
+'Internal: take the lock on the caller''s own leased worker id, ending its own stale session';
+
+REVOKE EXECUTE ON FUNCTION _lease_take_lock(integer) FROM PUBLIC;
+
+-- The lease functions are SECURITY DEFINER: nodes' roles get EXECUTE on
+-- them and nothing else.  A holding belongs to the holder identity (the
+-- node's system identifier/host:port) AND the role that took it
+-- (session_user): only that role can renew or release it, or take the id
+-- back without waiting for its quarantine.  Every argument is the
+-- caller's; what a caller can do with them is limited to its own holding.
+--
+-- p_local_floor_ms: the node's durable time floor (WAL-replayed after a
+-- crash): no Snowflake ID it ever issued carries a later time.  A node
+-- that takes back the id whose latest holding was its own starts above
+--   greatest(that holding's start_floor_ms, p_local_floor_ms)
+-- instead of the id's time_floor_ms (the last horizon, up to a TTL
+-- ahead).  Why that is safe: every ID ever issued under the id belongs
+-- either to an earlier holding, and lies at or below the floor the latest
+-- holding started above (start_floor_ms, which covered every earlier
+-- holding when it was taken), or to the latest holding, which was this
+-- data directory's and so lies at or below its durable floor (raised and
+-- made durable before each ID left snowflake_next()).  time_floor_ms is
+-- not lowered: any other node still starts above the horizon.  This rests
+-- on the holder identity and role naming one data directory with its
+-- whole WAL (see the README on cloned or restored data directories).
 CREATE FUNCTION lease_acquire(p_holder text, p_pid integer,
                               p_timestamp_bits integer, p_worker_bits integer,
                               p_sequence_bits integer, p_tick_ms integer,
                               p_epoch_ms bigint,
                               p_ttl_s integer, p_margin_s integer,
                               p_static_id integer, p_prefer_id integer,
+                              p_local_floor_ms bigint,
                               OUT worker_id integer, OUT generation bigint,
                               OUT expires_at timestamptz,
                               OUT previous_floor_ms bigint,
                               OUT in_use integer, OUT capacity integer)
 RETURNS record
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    lay   idgen.lease_layout;
-    cap   integer := (1 << p_worker_bits);
-    cand  integer;
-    cur   idgen.leases;
+    lay      idgen.lease_layout;
+    cap      integer;
+    cand     integer;
+    cur      idgen.leases;
+    known    boolean;
+    own      boolean;
+    blockers text;
 BEGIN
-    -- simultaneous first boots: one acquisition at a time (a key of its
-    -- own: (7534, id) are the holders' locks)
-    PERFORM pg_advisory_xact_lock(7535, 0);
+    IF p_ttl_s NOT BETWEEN 1 AND 3600 OR p_margin_s NOT BETWEEN 0 AND 3600
+       OR p_worker_bits NOT BETWEEN 0 AND 30 THEN
+        RAISE EXCEPTION 'invalid lease parameters'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('TTL %s s, margin %s s, %s worker bits.', p_ttl_s, p_margin_s, p_worker_bits);
+    END IF;
+    cap := 1 << p_worker_bits;
+
+    -- a fresh holding: let go of the lock an earlier holding left in this session
+    PERFORM idgen._lease_unlock();
+
+    -- Simultaneous first boots: one acquisition at a time.  The wait is
+    -- bounded by lock_timeout (the lease worker sets it; 5 s otherwise),
+    -- and a blocked acquisition names who blocks it.
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+    BEGIN
+        PERFORM idgen._lease_acquisition_lock();
+    EXCEPTION WHEN lock_not_available THEN
+        SELECT string_agg(format('pid %s (role %s)', l.pid, coalesce(a.usename::text, 'unknown')),
+                          ', ' ORDER BY l.pid)
+          INTO blockers
+          FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND l.granted
+           AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+           AND l.classid = 7535 AND l.objid = 0 AND l.objsubid = 7534;
+        RAISE EXCEPTION 'worker id acquisition is blocked on the coordinator'
+            USING ERRCODE = 'lock_not_available',
+                  DETAIL = format('Another session held idgen''s acquisition lock for longer than lock_timeout (%s): %s.',
+                                  current_setting('lock_timeout'), coalesce(blockers, 'it has let go since')),
+                  HINT = 'Only idgen''s lease functions take this lock, for the length of one call; end a stuck session with pg_terminate_backend().';
+    END;
 
     SELECT * INTO lay FROM idgen.lease_layout FOR UPDATE;
     IF NOT FOUND THEN
@@ -695,37 +815,50 @@ BEGIN
         SELECT g FROM generate_series(0, cap - 1) g
          WHERE p_static_id < 0 AND g IS DISTINCT FROM p_prefer_id
            AND NOT EXISTS (SELECT 1 FROM idgen.leases l
-                            WHERE l.worker_id = g AND l.holder <> p_holder
+                            WHERE l.worker_id = g
+                              AND (l.holder <> p_holder OR l.holder_role IS DISTINCT FROM session_user)
                               AND l.expires_at + make_interval(secs => p_margin_s) > now())
     LOOP
         SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = cand FOR UPDATE;
-        IF FOUND AND cur.holder <> p_holder
+        known := FOUND;
+        own := known AND cur.holder = p_holder AND cur.holder_role IS NOT DISTINCT FROM session_user;
+        IF known AND NOT own
            AND cur.expires_at + make_interval(secs => p_margin_s) > now() THEN
             CONTINUE;           -- live, or within the quarantine after expiry
         END IF;
-        IF NOT pg_try_advisory_lock(7534, cand) THEN
+        IF NOT (CASE WHEN own THEN idgen._lease_take_lock(cand)
+                     ELSE idgen._lease_lock(cand) END) THEN
             CONTINUE;           -- a live session still holds it
         END IF;
 
         worker_id := cand;
-        previous_floor_ms := coalesce(cur.time_floor_ms, 0);
+        IF own THEN
+            previous_floor_ms := greatest(cur.start_floor_ms, p_local_floor_ms);
+        ELSE
+            previous_floor_ms := coalesce(cur.time_floor_ms, 0);
+        END IF;
         expires_at := now() + make_interval(secs => p_ttl_s);
-        IF FOUND THEN
+        IF known THEN
             generation := cur.generation + 1;
             UPDATE idgen.leases l
                SET holder = p_holder, holder_pid = p_pid, generation = lease_acquire.generation,
                    acquired_at = now(), renewed_at = now(),
-                   expires_at = lease_acquire.expires_at, released_at = NULL
+                   expires_at = lease_acquire.expires_at, released_at = NULL,
+                   time_floor_ms = greatest(l.time_floor_ms, lease_acquire.previous_floor_ms),
+                   holder_role = session_user, start_floor_ms = lease_acquire.previous_floor_ms
              WHERE l.worker_id = cand;
         ELSE
             generation := 1;
             INSERT INTO idgen.leases (worker_id, holder, holder_pid, generation,
-                                      acquired_at, renewed_at, expires_at)
-            VALUES (cand, p_holder, p_pid, 1, now(), now(), lease_acquire.expires_at);
+                                      acquired_at, renewed_at, expires_at,
+                                      holder_role, start_floor_ms)
+            VALUES (cand, p_holder, p_pid, 1, now(), now(), lease_acquire.expires_at,
+                    session_user, 0);
         END IF;
         INSERT INTO idgen.lease_history (worker_id, generation, holder, acquired_at, renewed_at, expires_at)
         VALUES (cand, lease_acquire.generation, p_holder, now(), now(), lease_acquire.expires_at);
 
+        -- counted here only: renewals stay O(1) in the number of holders
         SELECT count(*) INTO in_use FROM idgen.leases l
          WHERE l.released_at IS NULL AND l.expires_at > now();
         capacity := cap;
@@ -747,61 +880,94 @@ BEGIN
 END;
 $$;
 
+COMMENT ON FUNCTION lease_acquire(text, integer, integer, integer, integer, integer, bigint,
+                                  integer, integer, integer, integer, bigint) IS
+'Coordinator side, called by nodes'' lease workers: lease a free (or the static) worker id';
+
+-- O(1) in the number of holders: two updates by primary key and a lookup
+-- in this session's own lock table.
 CREATE FUNCTION lease_renew(p_worker_id integer, p_generation bigint, p_holder text,
                             p_ttl_s integer, p_time_floor_ms bigint,
                             OUT expires_at timestamptz, OUT in_use integer)
 RETURNS record
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    new_expiry timestamptz := now() + make_interval(secs => p_ttl_s);
+    new_expiry timestamptz;
 BEGIN
-    -- after a reconnect (or a coordinator failover) this session may not
-    -- hold the advisory lock yet
-    IF NOT EXISTS (SELECT 1 FROM pg_locks
-                    WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-                      AND classid = 7534 AND objid = p_worker_id AND granted)
-       AND NOT pg_try_advisory_lock(7534, p_worker_id) THEN
-        RAISE EXCEPTION 'worker id % is locked by another session', p_worker_id
-            USING ERRCODE = 'IG007';
+    IF p_ttl_s NOT BETWEEN 1 AND 3600 THEN
+        RAISE EXCEPTION 'invalid lease TTL: % s', p_ttl_s
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    new_expiry := now() + make_interval(secs => p_ttl_s);
+    -- The holding must be the caller's (holder identity and role; a holding
+    -- taken before 1.1 recorded no role, and records the renewing one).
+    -- Checked before the lock is taken, so a caller can never take the lock
+    -- of a holding that is not its own.
     UPDATE idgen.leases l
        SET renewed_at = now(), expires_at = new_expiry,
-           time_floor_ms = greatest(l.time_floor_ms, p_time_floor_ms)
+           time_floor_ms = greatest(l.time_floor_ms, p_time_floor_ms),
+           holder_role = session_user
      WHERE l.worker_id = p_worker_id AND l.generation = p_generation
-       AND l.holder = p_holder AND l.released_at IS NULL;
+       AND l.holder = p_holder AND l.released_at IS NULL
+       AND (l.holder_role = session_user OR l.holder_role IS NULL);
     IF NOT FOUND THEN
-        PERFORM pg_advisory_unlock(7534, p_worker_id);
         RAISE EXCEPTION 'lease of worker id % generation % is no longer held by this node', p_worker_id, p_generation
+            USING ERRCODE = 'IG007';
+    END IF;
+    -- after a reconnect (or a coordinator failover) this session may not
+    -- hold the id's lock yet; the error rolls the renewal back
+    IF NOT idgen._lease_take_lock(p_worker_id) THEN
+        RAISE EXCEPTION 'worker id % is locked by another session', p_worker_id
             USING ERRCODE = 'IG007';
     END IF;
     UPDATE idgen.lease_history h SET renewed_at = now(), expires_at = new_expiry
      WHERE h.worker_id = p_worker_id AND h.generation = p_generation;
     expires_at := new_expiry;
-    SELECT count(*) INTO in_use FROM idgen.leases l
-     WHERE l.released_at IS NULL AND l.expires_at > now();
+    in_use := NULL;             -- counted at acquisition only
 END;
 $$;
+
+COMMENT ON FUNCTION lease_renew(integer, bigint, text, integer, bigint) IS
+'Coordinator side: extend a lease and record its time horizon';
 
 CREATE FUNCTION lease_release(p_worker_id integer, p_generation bigint, p_holder text,
                               p_time_floor_ms bigint)
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- p_time_floor_ms is what the node actually reached (at least the floor
-    -- it took the id over with), which may be below the horizon it reported
+    -- p_time_floor_ms is what the node actually reached, which may be below
+    -- the horizon it reported; never below the floor the holding started
+    -- above, which covers every earlier holding
     UPDATE idgen.leases l
        SET released_at = now(), expires_at = least(l.expires_at, now()),
-           time_floor_ms = p_time_floor_ms
-     WHERE l.worker_id = p_worker_id AND l.generation = p_generation AND l.holder = p_holder;
+           time_floor_ms = greatest(p_time_floor_ms, l.start_floor_ms)
+     WHERE l.worker_id = p_worker_id AND l.generation = p_generation AND l.holder = p_holder
+       AND l.released_at IS NULL
+       AND (l.holder_role = session_user OR l.holder_role IS NULL);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'lease of worker id % generation % is no longer held by this node', p_worker_id, p_generation
+            USING ERRCODE = 'IG007';
+    END IF;
     UPDATE idgen.lease_history h SET released_at = now(), expires_at = least(h.expires_at, now())
      WHERE h.worker_id = p_worker_id AND h.generation = p_generation;
-    PERFORM pg_advisory_unlock(7534, p_worker_id);
+    PERFORM idgen._lease_unlock();
 END;
 $$;
+
+COMMENT ON FUNCTION lease_release(integer, bigint, text, bigint) IS
+'Coordinator side: give a lease back at clean shutdown with the floor actually reached';
+
+-- Only the roles nodes connect as: superusers, or roles the DBA grants
+-- EXECUTE on these three functions (and nothing on the tables).
+REVOKE EXECUTE ON FUNCTION
+    lease_acquire(text, integer, integer, integer, integer, integer, bigint,
+                  integer, integer, integer, integer, bigint),
+    lease_renew(integer, bigint, text, integer, bigint),
+    lease_release(integer, bigint, text, bigint) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Uniqueness probe and audits
@@ -1186,13 +1352,6 @@ COMMENT ON FUNCTION stats() IS 'Counters behind the idgen.stats view';
 COMMENT ON FUNCTION status() IS 'One row of operational state behind the idgen.status view';
 COMMENT ON FUNCTION segment_buffers() IS 'Ranges this server has buffered per segment tag (behind idgen.segments)';
 COMMENT ON FUNCTION _segment_forget(text) IS 'Internal: forget a dropped tag''s buffered ranges';
-COMMENT ON FUNCTION lease_acquire(text, integer, integer, integer, integer, integer, bigint,
-                                  integer, integer, integer, integer) IS
-'Coordinator side, called by nodes'' lease workers: lease a free (or the static) worker id';
-COMMENT ON FUNCTION lease_renew(integer, bigint, text, integer, bigint) IS
-'Coordinator side: extend a lease and record its time horizon';
-COMMENT ON FUNCTION lease_release(integer, bigint, text, bigint) IS
-'Coordinator side: give a lease back at clean shutdown with the floor actually reached';
 
 -- ---------------------------------------------------------------------------
 -- Privileges: generators and read-only views for everyone.
@@ -1224,11 +1383,6 @@ REVOKE EXECUTE ON FUNCTION probe_register(regclass, name, interval),
     audit_leases(), audit_segments() FROM PUBLIC;
 GRANT SELECT ON probe_status TO PUBLIC;
 
--- Leases: only the roles nodes connect as (superusers, or roles the DBA
--- grants these functions and tables to).
+-- Lease tables: written only by the lease functions (SECURITY DEFINER);
+-- the lease functions' own privileges are next to them.
 REVOKE ALL ON lease_layout, leases, lease_history FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION
-    lease_acquire(text, integer, integer, integer, integer, integer, bigint,
-                  integer, integer, integer, integer),
-    lease_renew(integer, bigint, text, integer, bigint),
-    lease_release(integer, bigint, text, bigint) FROM PUBLIC;

@@ -16,8 +16,18 @@
  *	  server is its own coordinator, and a single node works with zero
  *	  configuration.
  *
- * The session holds a session-level advisory lock on the leased id for as
- * long as it lives.  Renewal runs every third of idgen.lease_ttl; each
+ * Either session runs with search_path = pg_catalog and server-side limits
+ * derived from idgen.lease_ttl (lease_session_limits()): no statement, lock
+ * wait or open transaction outlasts the call timeout, and the coordinator
+ * ends a remote session that has been idle for two thirds of the TTL (a
+ * live node calls at least every third), so a frozen or cut-off node's
+ * session, and the lock on its worker id, is gone before its lease
+ * expires; TCP keepalives and tcp_user_timeout, on both ends, notice a
+ * dead peer within a third of the TTL.
+ *
+ * The session holds a session-level lock on the leased id (in a lock space
+ * only idgen's lease functions reach, see lease_locks.c) for as long as it
+ * lives.  Renewal runs every third of idgen.lease_ttl; each
  * success moves the node's deadline (monotonic clock) and its time horizon
  * forward.  A failed renewal makes the node fail-static: it keeps issuing
  * until its deadline (lease.c), while the worker retries with capped
@@ -44,11 +54,13 @@
 #include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -58,7 +70,6 @@
 #include "random.h"
 #include "snowflake.h"
 
-#define LEASE_CALL_TIMEOUT_MS	5000
 #define LEASE_MAX_FIELDS		8
 #define NS_PER_MS				INT64CONST(1000000)
 #define NS_PER_S				INT64CONST(1000000000)
@@ -73,19 +84,99 @@ typedef struct LeaseCall
 } LeaseCall;
 
 static PGconn *coordinator_conn = NULL;
+static int64 coordinator_used_ns = 0;	/* when the session last answered */
 static bool use_local = false;
 static char holder_identity[256];
+
+/* idgen.coordinator as libpq parsed it: whether it parses, and its password */
+static bool coordinator_parses = false;
+static char *coordinator_password = NULL;
 
 /* What this node holds */
 static int32 held_worker_id = -1;
 static int64 held_generation = 0;
 static int64 held_horizon_ms = 0;
 static int64 held_previous_floor_ms = 0;	/* the id's floor when we took it */
+static int32 held_in_use = -1;	/* ids in use, as counted at acquisition */
 
 static int
 lease_margin_s(void)
 {
 	return Max(1, idgen_lease_ttl_s / 10);
+}
+
+/*
+ * How long one call to the coordinator may take, the connection attempt
+ * included: 5 s, but at most a third of the TTL (a renewal period), and at
+ * least 1 s.
+ */
+static int
+lease_call_timeout_ms(void)
+{
+	return Min(5000, Max(1000, idgen_lease_ttl_s * 1000 / 3));
+}
+
+/*
+ * The server-side limits of a coordinator session, all derived from the
+ * TTL: set with set_config() on a remote session, with SetConfigOption()
+ * on the local one (no socket, and no idle time between client commands:
+ * the last five are left out).
+ *
+ *	- statement_timeout: four fifths of the call timeout, so that the
+ *	  coordinator gives up (and lets go of its locks) before the node does,
+ *	  and the node sees why;
+ *	- lock_timeout: half the call timeout; a blocked acquisition then fails
+ *	  with a message naming the blocker (idgen.lease_acquire);
+ *	- idle_in_transaction_session_timeout: the call timeout;
+ *	- idle_session_timeout: two thirds of the TTL.  A live node calls at
+ *	  least every third of it (renewals; retries back off to at most TTL/4),
+ *	  so only a frozen, cut-off or dead node's session is ended, and its
+ *	  worker-id lock with it, before its lease expires (TCP alone cannot
+ *	  tell: a frozen process's kernel still acknowledges);
+ *	- tcp_keepalives_idle/interval/count and tcp_user_timeout: a dead or
+ *	  unreachable peer is noticed within a third of the TTL.
+ */
+typedef struct LeaseLimit
+{
+	const char *name;
+	int			value;
+	bool		remote_only;	/* meaningful for a client connection only */
+} LeaseLimit;
+
+#define LEASE_NLIMITS 8
+
+static void
+lease_session_limits(LeaseLimit *limits)
+{
+	int			ttl_ms = idgen_lease_ttl_s * 1000;
+	int			call_ms = lease_call_timeout_ms();
+	LeaseLimit	all[LEASE_NLIMITS] = {
+		{"statement_timeout", call_ms * 4 / 5, false},
+		{"lock_timeout", call_ms / 2, false},
+		{"idle_in_transaction_session_timeout", call_ms, false},
+		{"idle_session_timeout", ttl_ms * 2 / 3, true},
+		{"tcp_keepalives_idle", Max(1, idgen_lease_ttl_s / 6), true},
+		{"tcp_keepalives_interval", Max(1, idgen_lease_ttl_s / 15), true},
+		{"tcp_keepalives_count", 3, true},
+		{"tcp_user_timeout", ttl_ms / 3, true},
+	};
+
+	memcpy(limits, all, sizeof(all));
+}
+
+/* One of lease_session_limits()'s values, by name. */
+static int
+lease_limit(const char *name)
+{
+	LeaseLimit	limits[LEASE_NLIMITS];
+	int			i;
+
+	lease_session_limits(limits);
+	for (i = 0; i < LEASE_NLIMITS; i++)
+		if (strcmp(limits[i].name, name) == 0)
+			return limits[i].value;
+	elog(ERROR, "idgen: no session limit \"%s\"", name);
+	return 0;					/* keep compiler quiet */
 }
 
 void
@@ -108,6 +199,9 @@ idgen_register_lease_worker(void)
 }
 
 /* ---------- talking to the coordinator ---------- */
+
+static void lease_call_remote(const char *sql, int nparams, const char *const *params,
+							  LeaseCall *call);
 
 static void
 lease_disconnect(void)
@@ -142,22 +236,90 @@ lease_wait_socket(int events, int64 deadline_ns)
 	}
 }
 
+/*
+ * Parse idgen.coordinator once, so that libpq's messages can be shown
+ * without its password: libpq quotes the connection string, or parts of
+ * it, in some of them (a malformed URI, a keyword without "=").
+ */
+static void
+lease_parse_coordinator(void)
+{
+	char	   *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(idgen_coordinator, &err);
+	PQconninfoOption *o;
+
+	if (err)
+		PQfreemem(err);			/* may quote the string: never shown */
+	coordinator_parses = (opts != NULL);
+	if (opts == NULL)
+		return;
+	for (o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+			coordinator_password = MemoryContextStrdup(TopMemoryContext, o->val);
+	PQconninfoFree(opts);
+}
+
+/*
+ * Put prefix and a message from libpq or the coordinator into call->message
+ * on one line, with every occurrence of idgen.coordinator's password
+ * blotted out: the one place such text enters idgen.status and the log.
+ */
+static void
+lease_set_message(LeaseCall *call, const char *prefix, const char *msg)
+{
+	StringInfoData buf;
+	const char *p = msg ? msg : "unknown error";
+	size_t		pwlen = coordinator_password ? strlen(coordinator_password) : 0;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, prefix);
+	while (*p)
+	{
+		if (pwlen > 0 && strncmp(p, coordinator_password, pwlen) == 0)
+		{
+			appendStringInfoString(&buf, "********");
+			p += pwlen;
+			continue;
+		}
+		appendStringInfoChar(&buf, (*p == '\n' || *p == '\r') ? ' ' : *p);
+		p++;
+	}
+	while (buf.len > 0 && buf.data[buf.len - 1] == ' ')
+		buf.data[--buf.len] = '\0';
+	strlcpy(call->message, buf.data, sizeof(call->message));
+	pfree(buf.data);
+}
+
 static bool
 lease_connect(LeaseCall *call)
 {
 	/*
 	 * Defaults first, so that the user's connection string can override
-	 * them: bounded connection attempts, and keepalives so that a session
-	 * cut off by a partition dies (and frees its advisory lock on the
-	 * coordinator) in about a minute rather than hours.
+	 * them: bounded connection attempts, and the keepalives and
+	 * tcp_user_timeout the coordinator's end uses too.
 	 */
 	const char *keys[] = {"connect_timeout", "application_name",
 		"keepalives", "keepalives_idle", "keepalives_interval",
 		"keepalives_count", "tcp_user_timeout", "dbname", NULL};
-	const char *values[] = {"5", "idgen lease worker",
-		"1", "30", "10", "3", "60000", idgen_coordinator, NULL};
-	int64		deadline = idgen_monotonic_ns() + LEASE_CALL_TIMEOUT_MS * NS_PER_MS;
+	const char *values[9];
+	int64		deadline = idgen_monotonic_ns() + lease_call_timeout_ms() * NS_PER_MS;
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+
+	if (!coordinator_parses)
+	{
+		snprintf(call->message, sizeof(call->message),
+				 "idgen.coordinator is not a valid libpq connection string (not shown: it may hold a password)");
+		return false;
+	}
+	values[0] = psprintf("%d", Max(2, (lease_call_timeout_ms() + 999) / 1000));
+	values[1] = "idgen lease worker";
+	values[2] = "1";
+	values[3] = psprintf("%d", lease_limit("tcp_keepalives_idle"));
+	values[4] = psprintf("%d", lease_limit("tcp_keepalives_interval"));
+	values[5] = psprintf("%d", lease_limit("tcp_keepalives_count"));
+	values[6] = psprintf("%d", lease_limit("tcp_user_timeout"));
+	values[7] = idgen_coordinator;
+	values[8] = NULL;
 
 	coordinator_conn = PQconnectStartParams(keys, values, true);
 	if (coordinator_conn == NULL || PQstatus(coordinator_conn) == CONNECTION_BAD)
@@ -179,10 +341,35 @@ lease_connect(LeaseCall *call)
 	return true;
 
 fail:
-	snprintf(call->message, sizeof(call->message), "could not connect to the coordinator: %s",
-			 coordinator_conn ? PQerrorMessage(coordinator_conn) : "out of memory");
+	lease_set_message(call, "could not connect to the coordinator: ",
+					  coordinator_conn ? PQerrorMessage(coordinator_conn) : "out of memory");
 	lease_disconnect();
 	return false;
+}
+
+/*
+ * A new coordinator session: lease writes durable on the coordinator,
+ * timestamps in ISO form whatever its DateStyle, search_path = pg_catalog
+ * and the limits of lease_session_limits().
+ */
+static void
+lease_setup_remote_session(LeaseCall *call)
+{
+	LeaseLimit	limits[LEASE_NLIMITS];
+	StringInfoData sql;
+	int			i;
+
+	lease_session_limits(limits);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "SELECT pg_catalog.set_config('search_path', 'pg_catalog', false),"
+						   " pg_catalog.set_config('synchronous_commit', 'on', false),"
+						   " pg_catalog.set_config('DateStyle', 'ISO', false)");
+	for (i = 0; i < LEASE_NLIMITS; i++)
+		appendStringInfo(&sql, ", pg_catalog.set_config('%s', '%d', false)",
+						 limits[i].name, limits[i].value);
+	lease_call_remote(sql.data, 0, NULL, call);
+	pfree(sql.data);
 }
 
 /* Run one statement on the remote coordinator, asynchronously with a timeout. */
@@ -192,27 +379,36 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 	int64		deadline;
 	PGresult   *res;
 	PGresult   *last = NULL;
+	int64		now = idgen_monotonic_ns();
 
+	/*
+	 * A session idle for nearly as long as the coordinator allows
+	 * (idle_session_timeout; renewals leave it idle for only half that) may
+	 * be ended there any moment: start a new one rather than fail a call on
+	 * it.
+	 */
+	if (coordinator_conn != NULL &&
+		now - coordinator_used_ns > lease_limit("idle_session_timeout") * 3 / 4 * NS_PER_MS)
+		lease_disconnect();
 	if (coordinator_conn == NULL || PQstatus(coordinator_conn) != CONNECTION_OK)
 	{
 		lease_disconnect();
 		if (!lease_connect(call))
 			return;
-		/*
-		 * Lease writes must be durable on the coordinator; timestamps come
-		 * back in ISO form whatever the coordinator's DateStyle.
-		 */
-		lease_call_remote("SELECT set_config('synchronous_commit', 'on', false),"
-						  " set_config('DateStyle', 'ISO', false)", 0, NULL, call);
+		coordinator_used_ns = now;
+		lease_setup_remote_session(call);
 		if (!call->ok)
+		{
+			lease_disconnect();
 			return;
+		}
 		call->ok = false;
 	}
 
-	deadline = idgen_monotonic_ns() + LEASE_CALL_TIMEOUT_MS * NS_PER_MS;
+	deadline = idgen_monotonic_ns() + lease_call_timeout_ms() * NS_PER_MS;
 	if (!PQsendQueryParams(coordinator_conn, sql, nparams, NULL, params, NULL, NULL, 0))
 	{
-		snprintf(call->message, sizeof(call->message), "%s", PQerrorMessage(coordinator_conn));
+		lease_set_message(call, "", PQerrorMessage(coordinator_conn));
 		lease_disconnect();
 		return;
 	}
@@ -223,7 +419,7 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 			if (!lease_wait_socket(WL_SOCKET_READABLE, deadline))
 			{
 				snprintf(call->message, sizeof(call->message),
-						 "coordinator did not answer within %d ms", LEASE_CALL_TIMEOUT_MS);
+						 "coordinator did not answer within %d ms", lease_call_timeout_ms());
 				lease_disconnect();
 				if (last)
 					PQclear(last);
@@ -231,8 +427,7 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 			}
 			if (!PQconsumeInput(coordinator_conn))
 			{
-				snprintf(call->message, sizeof(call->message), "%s",
-						 PQerrorMessage(coordinator_conn));
+				lease_set_message(call, "", PQerrorMessage(coordinator_conn));
 				lease_disconnect();
 				if (last)
 					PQclear(last);
@@ -246,6 +441,7 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 			PQclear(last);
 		last = res;
 	}
+	coordinator_used_ns = idgen_monotonic_ns();
 
 	if (last == NULL)
 	{
@@ -268,10 +464,24 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 		const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
 
 		strlcpy(call->sqlstate, state ? state : "", sizeof(call->sqlstate));
-		snprintf(call->message, sizeof(call->message), "%s%s%s", msg ? msg : "error",
-				 detail ? " " : "", detail ? detail : "");
+		lease_set_message(call, "", psprintf("%s%s%s", msg ? msg : PQresultErrorMessage(last),
+											detail ? " " : "", detail ? detail : ""));
 	}
 	PQclear(last);
+}
+
+/*
+ * After a local call: a statement timeout that fired once the call was
+ * over must not cancel whatever the worker does next.
+ */
+static void
+lease_disarm_statement_timeout(void)
+{
+	if (StatementTimeout <= 0)
+		return;
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
+		QueryCancelPending = false;
 }
 
 /* Run one statement in this worker's own session (local coordinator). */
@@ -293,6 +503,9 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 		}
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		/* no client loop arms statement_timeout for a background worker */
+		if (StatementTimeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_execute_with_args(sql, nparams, types, values, NULL, false, 1) < 0)
@@ -309,6 +522,7 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		lease_disarm_statement_timeout();
 		MemoryContextSwitchTo(callcxt);	/* commit leaves us in TopMemoryContext */
 		call->ok = true;
 	}
@@ -316,6 +530,7 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 	{
 		ErrorData  *edata;
 
+		lease_disarm_statement_timeout();
 		MemoryContextSwitchTo(callcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -376,7 +591,7 @@ lease_renew(LeaseCall *call)
 					   call->nfields > 0 && call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
 					   started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * NS_PER_S,
 					   held_horizon_ms,
-					   call->nfields > 1 && call->fields[1] ? pg_strtoint32(call->fields[1]) : -1,
+					   call->nfields > 1 && call->fields[1] ? pg_strtoint32(call->fields[1]) : held_in_use,
 					   -1);
 	return true;
 }
@@ -385,7 +600,7 @@ static bool
 lease_acquire(LeaseCall *call)
 {
 	IdgenLayout layout;
-	char	   *params[11];
+	char	   *params[12];
 	LeaseCall	renew;
 	int32		in_use;
 	int32		capacity;
@@ -403,15 +618,33 @@ lease_acquire(LeaseCall *call)
 	params[8] = psprintf("%d", lease_margin_s());
 	params[9] = psprintf("%d", idgen_worker_id);
 	params[10] = psprintf("%d", held_worker_id);
+	/* what this data directory can have issued (replayed after a crash) */
+	params[11] = psprintf("%lld", (long long) snowflake_durable_floor_ms());
 
-	/* a fresh holding: let go of any lock an earlier holding left in this session */
-	lease_call("SELECT pg_advisory_unlock_all()", 0, NULL, call);
-	if (!call->ok)
-		return false;
 	lease_call("SELECT worker_id, generation, expires_at, previous_floor_ms, in_use, capacity"
 			   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
-			   " $7::bigint, $8::int, $9::int, $10::int, $11::int)",
-			   11, (const char *const *) params, call);
+			   " $7::bigint, $8::int, $9::int, $10::int, $11::int, $12::bigint)",
+			   12, (const char *const *) params, call);
+	if (!call->ok && strcmp(call->sqlstate, "42883") == 0)
+	{
+		/*
+		 * The coordinator's idgen catalog is still 1.0: its lease functions
+		 * use advisory locks any role can take, and know no local floor.
+		 * Lease through them all the same (the first-1.0 way: let go of
+		 * the session's advisory locks first) and say how to fix it.
+		 */
+		ereport(WARNING,
+				(errmsg("idgen: the coordinator's idgen extension is version 1.0"),
+				 errdetail("Its lease functions let any role that can connect block leasing, and a restarted node waits for its old lease's horizon."),
+				 errhint("Run ALTER EXTENSION idgen UPDATE in the coordinator's database (idgen.database when this server is its own coordinator).")));
+		lease_call("SELECT pg_advisory_unlock_all()", 0, NULL, call);
+		if (!call->ok)
+			return false;
+		lease_call("SELECT worker_id, generation, expires_at, previous_floor_ms, in_use, capacity"
+				   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
+				   " $7::bigint, $8::int, $9::int, $10::int, $11::int)",
+				   11, (const char *const *) params, call);
+	}
 	if (!call->ok || call->nfields < 6)
 		return false;
 
@@ -420,6 +653,7 @@ lease_acquire(LeaseCall *call)
 	previous_floor_ms = pg_strtoint64(call->fields[3]);
 	in_use = pg_strtoint32(call->fields[4]);
 	capacity = pg_strtoint32(call->fields[5]);
+	held_in_use = in_use;		/* renewals no longer count (1.1) */
 	held_horizon_ms = 0;
 	held_previous_floor_ms = previous_floor_ms;
 
@@ -507,11 +741,24 @@ idgen_lease_worker_main(Datum main_arg)
 	use_local = (idgen_coordinator[0] == '\0');
 	if (use_local)
 	{
+		LeaseLimit	limits[LEASE_NLIMITS];
+		int			i;
+
 		BackgroundWorkerInitializeConnection(idgen_database, NULL, 0);
+		/* nothing a user controls may resolve in this superuser session */
+		SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 		SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+		lease_session_limits(limits);
+		for (i = 0; i < LEASE_NLIMITS; i++)
+			if (!limits[i].remote_only)
+				SetConfigOption(limits[i].name, psprintf("%d", limits[i].value),
+								PGC_SUSET, PGC_S_OVERRIDE);
 	}
 	else
+	{
 		BackgroundWorkerInitializeConnection(NULL, NULL, 0);	/* for pg_stat_activity */
+		lease_parse_coordinator();
+	}
 	pgstat_report_appname("idgen lease worker");
 
 	if (gethostname(host, sizeof(host)) != 0)

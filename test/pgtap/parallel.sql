@@ -31,6 +31,11 @@ SELECT results_eq(
       ('idgen._convert_prepare(regclass,name,text)', 'v', 'u'),
       -- timeline of the WAL being written (shared memory)
       ('idgen._current_timeline()', 'v', 's'),
+      -- session-level lease locks (the coordinator's lock table)
+      ('idgen._lease_acquisition_lock()', 'v', 'u'),
+      ('idgen._lease_lock(integer)', 'v', 'u'),
+      ('idgen._lease_take_lock(integer)', 'v', 'u'),
+      ('idgen._lease_unlock()', 'v', 'u'),
       -- an exception block (subtransaction)
       ('idgen._probe_lower_bound(idgen.probes)', 's', 'u'),
       -- switches user and search_path (GUC) to the table's owner
@@ -48,7 +53,7 @@ SELECT results_eq(
       ('idgen.convert_to_segment(regclass,name,text)', 'v', 'u'),
       ('idgen.convert_to_snowflake(regclass,name)', 'v', 'u'),
       -- table writes and advisory locks
-      ('idgen.lease_acquire(text,integer,integer,integer,integer,integer,bigint,integer,integer,integer,integer)', 'v', 'u'),
+      ('idgen.lease_acquire(text,integer,integer,integer,integer,integer,bigint,integer,integer,integer,integer,bigint)', 'v', 'u'),
       ('idgen.lease_release(integer,bigint,text,bigint)', 'v', 'u'),
       ('idgen.lease_renew(integer,bigint,text,integer,bigint)', 'v', 'u'),
       -- table writes

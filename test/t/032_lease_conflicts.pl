@@ -11,7 +11,7 @@
 #    layout, IG005.
 #  - On the coordinator, the lease tables and functions are not readable,
 #    writable or callable by an ordinary role; a node can lease through a
-#    non-superuser role that the DBA granted them to.
+#    non-superuser role that the DBA granted EXECUTE on the lease functions.
 #  - idgen.coordinator may hold a password: an ordinary role cannot SHOW it,
 #    read it with current_setting(), or find it in pg_settings or SHOW ALL.
 
@@ -36,15 +36,10 @@ $coord->safe_psql(
 	'postgres', q{
 CREATE EXTENSION idgen;
 CREATE ROLE alice LOGIN;
--- the role a node leases through: what the lease functions need
+-- the role a node leases through: EXECUTE on the lease functions only
 CREATE ROLE idgen_node LOGIN;
-GRANT EXECUTE ON FUNCTION
-    idgen.lease_acquire(text, integer, integer, integer, integer, integer, bigint,
-                        integer, integer, integer, integer),
-    idgen.lease_renew(integer, bigint, text, integer, bigint),
-    idgen.lease_release(integer, bigint, text, bigint) TO idgen_node;
-GRANT SELECT, INSERT, UPDATE ON idgen.lease_layout, idgen.leases,
-    idgen.lease_history TO idgen_node;
+GRANT EXECUTE ON FUNCTION idgen.lease_acquire, idgen.lease_renew, idgen.lease_release
+    TO idgen_node;
 });
 my $coordinator = 'host=' . $coord->host . ' port=' . $coord->port . ' dbname=postgres';
 
@@ -181,7 +176,7 @@ my @denied = (
 	[ 'UPDATE idgen.lease_layout', q{UPDATE idgen.lease_layout SET worker_bits = 3} ],
 	[ 'DELETE FROM idgen.lease_history', q{DELETE FROM idgen.lease_history} ],
 	[ 'idgen.lease_acquire()',
-		q{SELECT * FROM idgen.lease_acquire('x', 1, 41, 10, 12, 1, 1704067200000, 6, 1, -1, -1)} ],
+		q{SELECT * FROM idgen.lease_acquire('x', 1, 41, 10, 12, 1, 1704067200000, 6, 1, -1, -1, 0)} ],
 	[ 'idgen.lease_renew()', q{SELECT idgen.lease_renew(0, 1, 'x', 6, 0)} ],
 	[ 'idgen.lease_release()', q{SELECT idgen.lease_release(0, 1, 'x', 0)} ]);
 for my $case (@denied)
