@@ -59,6 +59,17 @@ SELECT count(*) AS segment_overlaps FROM idgen.audit_segments() WHERE tag = 'par
 SELECT count(DISTINCT d.ts) AS decoded, min(d.worker_id) AS worker_id
 FROM par_ids, LATERAL idgen.snowflake_decode(idgen.snowflake_min('2024-01-01 00:00:01+00') + par_ids.n) d;
 
+-- The text forms, in parallel workers too.
+EXPLAIN (COSTS OFF)
+SELECT count(DISTINCT idgen.typeid('par')) AS typeid,
+       count(DISTINCT (idgen.typeid_decode(idgen.typeid_encode('par', idgen.uuidv7_min('2024-01-01 00:00:00+00'))))) AS typeid_roundtrip,
+       count(DISTINCT idgen.ulid_decode(idgen.ulid_encode(idgen.uuidv7_min('2024-01-01 00:00:00+00')))) AS ulid_roundtrip
+FROM par_ids;
+SELECT count(DISTINCT idgen.typeid('par')) AS typeid,
+       count(DISTINCT (idgen.typeid_decode(idgen.typeid_encode('par', idgen.uuidv7_min('2024-01-01 00:00:00+00'))))) AS typeid_roundtrip,
+       count(DISTINCT idgen.ulid_decode(idgen.ulid_encode(idgen.uuidv7_min('2024-01-01 00:00:00+00')))) AS ulid_roundtrip
+FROM par_ids;
+
 SET force_parallel_mode = regress;
 SELECT count(DISTINCT idgen.uuidv7()) AS uuidv7,
        count(DISTINCT idgen.uuidv7('2024-01-01 00:00:00+00')) AS uuidv7_at,
