@@ -228,6 +228,15 @@ IPC::Run::run([ 'bash', $recipe, 'setup-coordinator', $port{coord_a} ], '>', \$s
   or die "setup-coordinator failed: $setup_out";
 like(coord_sql('coord_a', 'SHOW synchronous_standby_names'), qr/^ANY 1 \(/,
 	'coordinator primary replicates synchronously');
+{
+	my ($t0, $state) = (time, '');
+	until ($state eq 'quorum' || time - $t0 > 30)
+	{
+		usleep(200_000);
+		$state = coord_sql('coord_a', 'SELECT string_agg(sync_state, \',\') FROM pg_stat_replication') // '';
+	}
+	is($state, 'quorum', 'the standby is attached as a synchronous (quorum) standby');
+}
 
 # ---------------------------------------------------------------------------
 # Three idgen nodes leasing from whichever coordinator is the primary
@@ -379,6 +388,8 @@ sub last_renewals
 }
 ok(wait_renewed_on('coord_b', $phase{promoted}, \%renewed_1), 'all three nodes renewed on the new primary');
 $phase{resumed_1} = Time::HiRes::time();
+is(coord_sql('coord_b', 'SELECT count(*) FROM idgen.audit_leases()'), '0',
+	'audit_leases() on the promoted primary: no overlapping holdings');
 
 # ---------------------------------------------------------------------------
 # 2. The old primary comes back as a standby
