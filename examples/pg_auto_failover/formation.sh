@@ -67,10 +67,12 @@ case $cmd in
 		# and up to 30 s waiting for a dead primary to be demoted: about
 		# 50 s from a crash to a writable new primary, longer than the
 		# 17 s a node rides through with the default idgen.lease_ttl = 30.
-		# These give about 10-15 s.  Keep primary_demote_timeout above the
-		# keepers' timeout.network_partition_timeout only if the old
-		# primary could keep accepting writes; a coordinator with a
-		# synchronous standby cannot commit a lease write alone.
+		# These give about 15 s.  pg_auto_failover's default keeps
+		# primary_demote_timeout above the keepers' network partition
+		# timeout (20 s), so that a partitioned primary has demoted itself
+		# before its standby is promoted.  A shorter one is safe here: with
+		# its synchronous standby gone, a partitioned old coordinator
+		# cannot acknowledge a lease write, so no node relies on one.
 		psql_at "$1" pg_auto_failover <<-'SQL'
 			ALTER SYSTEM SET pgautofailover.health_check_period = '1s';
 			ALTER SYSTEM SET pgautofailover.health_check_timeout = '1s';
