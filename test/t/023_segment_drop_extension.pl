@@ -8,7 +8,8 @@
 # again.  After each, the first number either session gets comes from the
 # new table, and a run of numbers is dense and distinct: nothing is mixed
 # in from the old table's buffered ranges.  A DROP EXTENSION that rolls
-# back costs a gap and nothing else.
+# back costs a gap and nothing else.  Finally the library works with a 1.0
+# catalog, and after ALTER EXTENSION idgen UPDATE.
 
 use strict;
 use warnings;
@@ -106,6 +107,30 @@ SELECT idgen.segment_drop('lc');
 SELECT idgen.segment_create('lc', 10000000, 100);
 });
 is(bg_next(), '10000000', 'cached backend: after segment_drop and segment_create');
+
+# The library with a 1.0 catalog (no fence column: databases are updated
+# after the new library is installed), then updated to 1.1.
+$node->safe_psql('postgres', q{
+DROP EXTENSION idgen CASCADE;
+CREATE EXTENSION idgen VERSION '1.0';
+SELECT idgen.segment_create('lc', 1, 100);
+});
+is( $bg->query(
+		"SELECT count(DISTINCT n) || '|' || min(n) || '|' || max(n) FROM (SELECT idgen.segment_next('lc') AS n FROM generate_series(1, 500)) s"
+	),
+	'500|1|500',
+	'1.0 catalog: numbers are granted and handed out');
+$node->safe_psql('postgres', 'ALTER EXTENSION idgen UPDATE');
+is($node->safe_psql('postgres',
+		"SELECT fence IS NULL FROM idgen.segment_alloc WHERE tag = 'lc'"),
+	't', 'after ALTER EXTENSION UPDATE: no fence until the next grant');
+cmp_ok(
+	$bg->query(
+		"SELECT min(n) FROM (SELECT idgen.segment_next('lc') AS n FROM generate_series(1, 2000)) s"),
+	'>', 500, 'after the update: numbers go on above');
+is($node->safe_psql('postgres',
+		"SELECT fence >= next_value FROM idgen.segment_alloc WHERE tag = 'lc'"),
+	't', 'after the update: the next grant sets the fence');
 
 $bg->quit;
 $node->stop;
