@@ -45,7 +45,7 @@
 #include "worker.h"
 
 #define IDGEN_WORKER_NAP_MS			1000
-#define IDGEN_WORKER_HELD_BACK_NAP_MS	5
+#define IDGEN_WORKER_HELD_BACK_NAP_MS	10
 #define IDGEN_PROBE_LOCK_TIMEOUT	"5s"
 
 static void
