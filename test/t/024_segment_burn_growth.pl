@@ -17,6 +17,9 @@
 #
 # Then the promoted standby, which has no standby or slot of its own:
 # nothing to fence, a burst through many doubling grants runs through.
+#
+# Last, a standby without a slot whose walreceiver is paused: it stays
+# connected, so the primary fences on its walsender's flush position.
 
 use strict;
 use warnings;
@@ -141,5 +144,78 @@ for my $i (1 .. 20)
 ok($ok, 'without standbys a burst of 100000 numbers is not held back');
 
 $standby->stop;
+
+########################################################################
+# A standby without a slot, connected but not confirming: its walreceiver
+# is paused (SIGSTOP), so its walsender stays and reports the old flush
+# position.  The burst stops at the fence that standby confirmed; after
+# the primary crashes, the standby resumes and is promoted, and hands out
+# none of the old primary's numbers.
+########################################################################
+
+my $p2 = PostgreSQL::Test::Cluster->new('burn_primary2');
+$p2->init(allows_streaming => 1);
+$p2->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'idgen'
+idgen.worker_id = 1
+idgen.database = 'postgres'
+idgen.segment_wait_timeout = 1500
+idgen.segment_burn_window = 0
+});
+$p2->start;
+$p2->safe_psql('postgres', 'CREATE EXTENSION idgen; CREATE TABLE issued (n bigint NOT NULL)');
+$p2->backup('bk2');
+my $s2 = PostgreSQL::Test::Cluster->new('burn_standby2');
+$s2->init_from_backup($p2, 'bk2', has_streaming => 1);
+$s2->start;
+$p2->wait_for_catchup($s2);
+wait_for_worker($p2);
+$p2->safe_psql('postgres', "SELECT idgen.segment_create('c', 1, 1000)");
+$p2->safe_psql('postgres',
+	"INSERT INTO issued SELECT idgen.segment_next('c') FROM generate_series(1, 150)");
+$p2->poll_query_until('postgres',
+	"SELECT ranges_buffered = 2 FROM idgen.segments WHERE tag = 'c'")
+  or die "no prefetch";
+$p2->wait_for_catchup($s2, 'flush');
+my $s2_fence = $s2->safe_psql('postgres',
+	"SELECT coalesce(to_jsonb(a)->>'fence', '-1') FROM idgen.segment_alloc a WHERE tag = 'c'");
+my $walreceiver = $s2->safe_psql('postgres', 'SELECT pid FROM pg_stat_wal_receiver');
+ok($walreceiver =~ /^\d+$/, "the standby's walreceiver runs (pid $walreceiver)");
+kill 'STOP', $walreceiver;
+
+$burst_error = '';
+for my $i (1 .. 60)
+{
+	my $r = try_sql($p2,
+		"INSERT INTO issued SELECT idgen.segment_next('c') FROM generate_series(1, 5000)");
+	if ($r->{ret} != 0)
+	{
+		$burst_error = $r->{stderr};
+		last;
+	}
+}
+is($p2->safe_psql('postgres',
+		'SELECT count(*) FROM pg_stat_replication'),
+	'1', 'paused standby: its walsender is still connected');
+like($burst_error, qr/held back until the standbys confirm its fence/,
+	'paused standby: the burst stops at the fence the standby confirmed');
+my %old2 = map { $_ => 1 } split /,/,
+  $p2->safe_psql('postgres', "SELECT string_agg(n::text, ',') FROM issued");
+$p2->stop('immediate');
+kill 'CONT', $walreceiver;
+$s2->promote;
+$s2->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
+  or die "standby 2 did not leave recovery";
+wait_for_worker($s2);
+my $new2 = take($s2, 'c', 5000);
+@again = grep { $old2{$_} } @$new2;
+is(scalar(@again), 0,
+	'paused standby: promoted, it hands out none of the old primary\'s '
+	  . scalar(keys %old2) . ' numbers (' . scalar(@again) . ' repeated)');
+cmp_ok($new2->[0], '>=', $s2_fence,
+	"paused standby: its first number ($new2->[0]) is at or above the fence it had confirmed ($s2_fence)");
+$s2->stop;
+
 note(sprintf('024_segment_burn_growth ran for %.1f s', Time::HiRes::time() - $t_start));
 done_testing();
