@@ -30,10 +30,13 @@
  *	- its tag is dropped (segment_drop) or created again (segment_create);
  *	- the worker finds the tag missing from idgen.segment_alloc;
  *	- idgen.segment_alloc is dropped (DROP EXTENSION, DROP SCHEMA, ...) or
- *	  truncated, or a database is dropped: an object-access hook frees every
- *	  slot in the dropping transaction, before it commits and while it holds
- *	  the table's AccessExclusiveLock, so no grant from the old table can
- *	  come in after it and no draw made after the commit uses an old range;
+ *	  truncated, or its database is dropped, in the database the worker
+ *	  serves or the one the buffered ranges came from: an object-access hook
+ *	  frees every slot in the dropping transaction, before it commits and
+ *	  while it holds the table's AccessExclusiveLock, so no grant from the
+ *	  old table can come in after it (one already committed finds its slot
+ *	  freed and is dropped) and no draw made after the commit uses an old
+ *	  range;
  *	- the worker grants from a table other than the one the buffered ranges
  *	  came from (another OID or database: a renamed or re-created database,
  *	  anything the hook did not see): every slot is freed before the new
@@ -280,16 +283,32 @@ segment_free_all(void)
 	ConditionVariableBroadcast(&segment_shared->grant_cv);
 }
 
-/* Is this relation idgen.segment_alloc (by name, or the one granted from)? */
+/*
+ * Does this database hold a table ranges were or may be granted from: the
+ * one the buffered ranges came from, or the one the worker serves (whose
+ * grant may be on its way to shared memory)?
+ */
+static bool
+segment_database_in_use(Oid dbid)
+{
+	Oid			served;
+
+	SpinLockAcquire(&segment_shared->mutex);
+	served = segment_shared->database_oid;
+	SpinLockRelease(&segment_shared->mutex);
+	/* alloc_database is read unlocked: at worst a needless gap */
+	return dbid == served || dbid == segment_shared->alloc_database;
+}
+
+/* Is this relation idgen.segment_alloc of a database in use? */
 static bool
 segment_is_alloc_table(Oid relid)
 {
 	char	   *relname;
 	char	   *nspname;
 
-	if (relid == segment_shared->alloc_relid &&
-		MyDatabaseId == segment_shared->alloc_database)
-		return true;
+	if (!segment_database_in_use(MyDatabaseId))
+		return false;
 	relname = get_rel_name(relid);
 	if (relname == NULL || strcmp(relname, "segment_alloc") != 0)
 		return false;
@@ -299,8 +318,8 @@ segment_is_alloc_table(Oid relid)
 
 /*
  * Object-access hook: the drop or truncation of idgen.segment_alloc, or the
- * drop of a database, frees every slot in the dropping transaction (see the
- * file header).  A drop that rolls back has cost a gap only.
+ * drop of its database, frees every slot in the dropping transaction (see
+ * the file header).  A drop that rolls back has cost a gap only.
  */
 static void
 segment_object_access(ObjectAccessType access, Oid classId, Oid objectId,
@@ -310,7 +329,8 @@ segment_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		prev_object_access_hook(access, classId, objectId, subId, arg);
 	if (segment_shared == NULL || (access != OAT_DROP && access != OAT_TRUNCATE))
 		return;
-	if ((access == OAT_DROP && classId == DatabaseRelationId) ||
+	if ((access == OAT_DROP && classId == DatabaseRelationId &&
+		 segment_database_in_use(objectId)) ||
 		(classId == RelationRelationId && subId == 0 &&
 		 segment_is_alloc_table(objectId)))
 		segment_free_all();
