@@ -11,9 +11,9 @@
  * sleeps on its latch, which callers set when a tag needs a range, and looks
  * at every tag once a second in case a wake-up was missed, or every
  * IDGEN_WORKER_HELD_BACK_NAP_MS while a granted range waits for the
- * standbys to confirm its fence (nothing wakes it when they do).  Its session runs
- * with synchronous_commit = on regardless of the server's setting, because
- * the grants it commits protect uniqueness across crashes.
+ * standbys to confirm its fence (nothing wakes it when they do).  Its
+ * session runs with synchronous_commit = on regardless of the server's
+ * setting, because the grants it commits protect uniqueness across crashes.
  *
  * The probe worker runs the registered uniqueness probes (idgen.probe_run())
  * every idgen.probe_interval seconds.  It is a worker of its own so that a
