@@ -477,11 +477,12 @@ segment_switch(SegmentSlot *slot)
 }
 
 /*
- * Sleep until the worker has granted a range for this slot, it reports a
- * failure, the slot is freed (the tag dropped), or idgen.segment_wait_timeout
- * passes.
+ * Sleep until the worker has granted a range for this slot (return true),
+ * the slot is freed (return false), the worker reports a failure, or
+ * idgen.segment_wait_timeout passes.  Not inlined into segment_refill's
+ * PG_TRY block, where its locals could be clobbered by longjmp.
  */
-static void
+static pg_noinline bool
 segment_wait_for_range(SegmentSlot *slot, uint64 generation, const char *key,
 					   uint64 observed_end, uint32 error_seq)
 {
@@ -512,14 +513,8 @@ segment_wait_for_range(SegmentSlot *slot, uint64 generation, const char *key,
 			held_back = slot->has_pending;
 		SpinLockRelease(&slot->mutex);
 
-		if (done)
-			return;
-		if (gone)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("segment tag \"%s\" does not exist", key),
-					 errdetail("The tag, or the table idgen.segment_alloc, was dropped while this call waited for a range."),
-					 errhint("Create the tag with idgen.segment_create().")));
+		if (done || gone)
+			return done;
 		if (code)
 			ereport(ERROR,
 					(errcode(code),
@@ -554,26 +549,28 @@ segment_wait_for_range(SegmentSlot *slot, uint64 generation, const char *key,
 /*
  * Slow path: the range whose end we read is used up.  Switch to the next
  * range, or ask the worker for one and wait.  Returns once a caller may try
- * the fast path again (which also notices a freed slot).
+ * the fast path again (which also notices a freed slot); false if the slot
+ * was freed while this call waited.
  */
-static void
+static bool
 segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 			   uint64 observed_end)
 {
 	uint32		error_seq;
+	volatile bool granted = false;
 
 	SpinLockAcquire(&slot->mutex);
 	if (pg_atomic_read_u64(&slot->generation) != generation ||
 		pg_atomic_read_u64(&slot->cur_end) != observed_end)
 	{
 		SpinLockRelease(&slot->mutex);
-		return;					/* freed, or someone else switched already */
+		return true;			/* freed, or someone else switched already */
 	}
 	if (slot->has_next)
 	{
 		segment_switch(slot);
 		SpinLockRelease(&slot->mutex);
-		return;
+		return true;
 	}
 	slot->grant_requested = true;
 	slot->waiters++;
@@ -586,7 +583,7 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 	/* waiters must come down however the wait ends (cancel included) */
 	PG_TRY();
 	{
-		segment_wait_for_range(slot, generation, key, observed_end, error_seq);
+		granted = segment_wait_for_range(slot, generation, key, observed_end, error_seq);
 	}
 	PG_FINALLY();
 	{
@@ -598,6 +595,7 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 		SpinLockRelease(&slot->mutex);
 	}
 	PG_END_TRY();
+	return granted;
 }
 
 PG_FUNCTION_INFO_V1(idgen_segment_next);
@@ -609,6 +607,7 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 	char		key[NAMEDATALEN];
 	SegmentSlot *slot;
 	uint64		generation;
+	bool		freed_once = false;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -656,7 +655,23 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 			idgen_count_issued(IDGEN_C_SEGMENT_ISSUED);
 			PG_RETURN_INT64((int64) value);
 		}
-		segment_refill(slot, generation, key, end);
+		if (!segment_refill(slot, generation, key, end))
+		{
+			/*
+			 * The slot was freed while we waited: the tag was dropped, or
+			 * the buffers forgotten with their table.  Look the tag up once
+			 * more (it may exist in the new table); a second time it is
+			 * gone (a snapshot older than the drop still shows the tag).
+			 */
+			if (freed_once)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("segment tag \"%s\" does not exist", key),
+						 errdetail("The tag, or the table idgen.segment_alloc, was dropped while this call waited for a range."),
+						 errhint("Create the tag with idgen.segment_create().")));
+			freed_once = true;
+			slot = segment_lookup(key, &generation);
+		}
 	}
 }
 

@@ -94,6 +94,24 @@ SELECT idgen.segment_create('lc', 8000000, 100);
 });
 is(bg_next(), '8000000', 'cached backend: after TRUNCATE idgen.segment_alloc');
 
+# Restores write the rows directly, without segment_create() (which also
+# forgets a tag's buffers): only the drop or truncation itself can make the
+# buffers go.  DROP/CREATE EXTENSION, then the row inserted as a data-only
+# restore would; and TRUNCATE, then the row inserted.
+$node->safe_psql('postgres', q{
+DROP EXTENSION idgen CASCADE;
+CREATE EXTENSION idgen;
+INSERT INTO idgen.segment_alloc (tag, start_value, next_value, step, current_step, last_timeline, fence)
+VALUES ('lc', 8100000, 8100000, 100, 100, 1, 8100000);
+});
+is(bg_next(), '8100000', 'cached backend: after DROP/CREATE EXTENSION and a restored row');
+$node->safe_psql('postgres', q{
+TRUNCATE idgen.segment_alloc;
+INSERT INTO idgen.segment_alloc (tag, start_value, next_value, step, current_step, last_timeline, fence)
+VALUES ('lc', 8200000, 8200000, 100, 100, 1, 8200000);
+});
+is(bg_next(), '8200000', 'cached backend: after TRUNCATE and a restored row');
+
 # The row deleted by hand, then the tag created again.
 $node->safe_psql('postgres', q{
 DELETE FROM idgen.segment_alloc WHERE tag = 'lc';
