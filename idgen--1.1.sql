@@ -202,8 +202,12 @@ CREATE TABLE segment_alloc (
     rate_per_second float8,                     -- observed at the last grant
     grants          bigint NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL DEFAULT now(),
+    -- The primary grants below this only once its standbys have it; a
+    -- promoted standby burns up to it.  NULL: no grant since 1.0.
+    fence           bigint,
     CHECK (tag <> '' AND octet_length(tag) <= 63),
-    CHECK (next_value >= start_value)
+    CHECK (next_value >= start_value),
+    CONSTRAINT segment_alloc_fence_check CHECK (fence >= next_value)
 );
 
 COMMENT ON TABLE segment_alloc IS
@@ -290,13 +294,15 @@ BEGIN
                   DETAIL = 'The start must be at least 0 and leave room for one step below the largest bigint.';
     END IF;
     BEGIN
-        INSERT INTO idgen.segment_alloc (tag, start_value, next_value, step, current_step, last_timeline)
-        VALUES (tag, start, start, step, step, idgen._current_timeline());
+        INSERT INTO idgen.segment_alloc (tag, start_value, next_value, step, current_step, last_timeline, fence)
+        VALUES (tag, start, start, step, step, idgen._current_timeline(), start);
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'segment tag "%" already exists', tag
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Use the existing tag, or drop it first with idgen.segment_drop().';
     END;
+    -- Buffers left by a row deleted by hand must not serve the new tag.
+    PERFORM idgen._segment_forget(tag);
     INSERT INTO idgen.segment_events (tag, kind, range_start, range_end, node, timeline)
     VALUES (tag, 'create', start, start, 'sql', idgen._current_timeline());
 END;

@@ -382,3 +382,24 @@ ORDER BY c.relname;
 --
 SELECT idgen.segment_drop('reg');
 SELECT count(*) AS tags_left FROM idgen.segment_alloc;
+
+--
+-- Buffered ranges are forgotten with the table they came from (issue 9,
+-- item 7).  This session has the tag's slot cached; after DROP EXTENSION
+-- and CREATE EXTENSION its numbers come from the new table only.
+--
+SELECT idgen.segment_create('lc', 1000, 100);
+SELECT idgen.segment_next('lc') AS first, idgen.segment_next('lc') AS second;
+DROP EXTENSION idgen CASCADE;
+CREATE EXTENSION idgen;
+SELECT idgen.segment_create('lc', 5000000, 100);
+SELECT idgen.segment_next('lc') AS after_recreate;
+-- Created again at the old start: 300 numbers, all distinct, 1000 .. 1299.
+DROP EXTENSION idgen CASCADE;
+CREATE EXTENSION idgen;
+SELECT idgen.segment_create('lc', 1000, 100);
+SELECT count(DISTINCT n) AS n_distinct, min(n) AS min_n, max(n) AS max_n
+FROM (SELECT idgen.segment_next('lc') AS n FROM generate_series(1, 300)) s;
+-- The buffers show only the new tag's ranges.
+SELECT tag, current_start, current_end FROM idgen.segment_buffers();
+SELECT idgen.segment_drop('lc');

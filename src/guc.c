@@ -349,14 +349,14 @@ idgen_define_gucs(void)
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("idgen.segment_burn_steps",
-							"Steps burned at least on the first grant on a newer timeline (failover, PITR).",
-							NULL,
+							"Steps (at the step in use) a primary may grant beyond the fence its standbys have confirmed.",
+							"The first grant on a newer timeline (failover, PITR) burns up to the fence, and at least this many steps.",
 							&idgen_segment_burn_steps,
 							10, 0, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("idgen.segment_burn_window",
-							"Time whose grants, at the observed rate, are burned at least on a newer timeline.",
+							"Time whose numbers, at the observed rate, the fence's headroom and the failover burn also cover.",
 							NULL,
 							&idgen_segment_burn_window_s,
 							60, 0, 86400,
@@ -371,7 +371,7 @@ idgen_define_gucs(void)
 
 	DefineCustomIntVariable("idgen.segment_interleave_index",
 							"This primary's residue class when segment grants are interleaved.",
-							NULL,
+							"It must be below idgen.segment_interleave_count: the server refuses to start otherwise.",
 							&idgen_segment_interleave_index,
 							0, 0, 1023,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);

@@ -22,6 +22,7 @@
 #include "guc.h"
 #include "idgen.h"
 #include "lease.h"
+#include "segment.h"
 #include "shmem.h"
 #include "snowflake.h"
 #include "stats.h"
@@ -46,6 +47,7 @@ _PG_init(void)
 	snowflake_check_layout();
 	idgen_floor_register_rmgr();
 	idgen_shmem_install_hooks();
+	segment_install_hooks();
 	idgen_register_worker();
 	idgen_register_lease_worker();
 }

@@ -4,44 +4,76 @@
  *	  idgen.segment_next(tag): short, dense, increasing numbers per tag from
  *	  ranges granted by the background worker, with a double buffer.
  *
- * Each tag in use has a slot in a shared hash table (at most
- * idgen.segment_max_tags).  A slot holds the current range, handed out
- * lock-free by fetch-add (see SegmentSlot in segment.h for the protocol),
- * and the next range.  Once idgen.segment_prefetch_at percent of the
- * current range is used, the caller that draws that exact value sets the
- * slot's prefetch flag and wakes the worker, which grants the next range in
- * a transaction of its own (segment_grant.c); the worker also looks at
- * every slot once a second.  A caller that finds the current range used up
- * switches to the next one under the slot's spinlock; if there is none, it
- * asks the worker for a grant and sleeps on the slot's condition variable,
- * for at most idgen.segment_wait_timeout.
+ * Each tag in use has a slot in shared memory (at most
+ * idgen.segment_max_tags), found through a shared hash table.  A slot holds
+ * the current range, handed out lock-free by fetch-add (see SegmentSlot in
+ * segment.h for the protocol), and the next range.  Once
+ * idgen.segment_prefetch_at percent of the current range is used, the
+ * caller that draws that exact value sets the slot's prefetch flag and wakes
+ * the worker, which grants the next range in a transaction of its own
+ * (segment_grant.c); the worker also looks at every slot once a second.  A
+ * caller that finds the current range used up switches to the next one
+ * under the slot's spinlock; if there is none, it asks the worker for a
+ * grant and sleeps on the grant condition variable, for at most
+ * idgen.segment_wait_timeout.
  *
- * Ranges come from the worker only after their grant has committed durably,
- * so a caller's rollback never returns numbers, and a crash loses at most
- * the unused part of the buffered ranges (gaps, never repeats).
+ * Ranges come from the worker only after their grant has committed durably
+ * and, when standbys are attached, after they have confirmed the grant's
+ * fence (segment_grant.c), so a caller's rollback never returns numbers, a
+ * crash loses at most the unused part of the buffered ranges (gaps, never
+ * repeats), and a promoted standby burns past every range handed out.
  *
- * Locks: the hash table is protected by IDGEN_LWLOCK_SEGMENT_HASH (shared
- * to look up, exclusive to add or remove a tag); a slot's non-atomic fields
- * by its spinlock, never held across anything but a few assignments.
+ * Buffered ranges are forgotten as soon as the table they were granted from
+ * is gone, in every backend: a slot is taken only for a tag that exists, and
+ * freed (its generation changed, which every caller checks after each draw)
+ * when
+ *	- its tag is dropped (segment_drop) or created again (segment_create);
+ *	- the worker finds the tag missing from idgen.segment_alloc;
+ *	- idgen.segment_alloc is dropped (DROP EXTENSION, DROP SCHEMA, ...) or
+ *	  truncated, or its database is dropped, in the database the worker
+ *	  serves or the one the buffered ranges came from: an object-access hook
+ *	  frees every slot in the dropping transaction, before it commits and
+ *	  while it holds the table's AccessExclusiveLock, so no grant from the
+ *	  old table can come in after it (one already committed finds its slot
+ *	  freed and is dropped) and no draw made after the commit uses an old
+ *	  range;
+ *	- the worker grants from a table other than the one the buffered ranges
+ *	  came from (another OID or database: a renamed or re-created database,
+ *	  anything the hook did not see): every slot is freed before the new
+ *	  range is published.
+ * A backend that still points at a freed slot (its cached slot, or a wait
+ * in progress) sees the new generation and looks the tag up again, or fails
+ * with "does not exist".
+ *
+ * Locks: the hash table and the slots' generations are protected by
+ * IDGEN_LWLOCK_SEGMENT_HASH (shared to look up, exclusive to take or free a
+ * slot); a slot's non-atomic fields by its spinlock, never held across
+ * anything but a few assignments (no allocation, no error).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/slot.h"
+#include "replication/walsender_private.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -52,18 +84,31 @@
 #include "shmem.h"
 #include "stats.h"
 
+/* Hash entry: a tag and the number of its slot. */
+typedef struct SegmentTagEntry
+{
+	char		tag[NAMEDATALEN];	/* hash key, NUL-padded */
+	int			slotno;
+} SegmentTagEntry;
+
 static SegmentShared *segment_shared = NULL;
 static HTAB *segment_hash = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
 
 /* This backend's last slot, to skip the hash lookup on repeated calls. */
 static SegmentSlot *cached_slot = NULL;
 static uint64 cached_generation = 0;
+static char cached_key[NAMEDATALEN];
 
 Size
 segment_shmem_size(void)
 {
-	return add_size(MAXALIGN(sizeof(SegmentShared)),
-					hash_estimate_size(idgen_segment_max_tags, sizeof(SegmentSlot)));
+	Size		size;
+
+	size = add_size(offsetof(SegmentShared, slots),
+					mul_size(idgen_segment_max_tags, sizeof(SegmentSlot)));
+	return add_size(MAXALIGN(size),
+					hash_estimate_size(idgen_segment_max_tags, sizeof(SegmentTagEntry)));
 }
 
 /* Called with AddinShmemInitLock held. */
@@ -72,18 +117,31 @@ segment_shmem_init(void)
 {
 	bool		found;
 	HASHCTL		info;
+	Size		size = offsetof(SegmentShared, slots) +
+		sizeof(SegmentSlot) * idgen_segment_max_tags;
 
-	segment_shared = ShmemInitStruct("idgen segments", sizeof(SegmentShared), &found);
+	segment_shared = ShmemInitStruct("idgen segments", size, &found);
 	if (!found)
 	{
-		memset(segment_shared, 0, sizeof(SegmentShared));
+		memset(segment_shared, 0, size);
 		SpinLockInit(&segment_shared->mutex);
 		pg_atomic_init_u64(&segment_shared->generation_counter, 0);
 		ConditionVariableInit(&segment_shared->grant_cv);
+		for (int i = 0; i < idgen_segment_max_tags; i++)
+		{
+			SegmentSlot *slot = &segment_shared->slots[i];
+
+			SpinLockInit(&slot->mutex);
+			pg_atomic_init_u64(&slot->generation, 0);
+			pg_atomic_init_u64(&slot->cur_next, 0);
+			pg_atomic_init_u64(&slot->cur_end, 0);
+			pg_atomic_init_u64(&slot->prefetch_at, PG_UINT64_MAX);
+			pg_atomic_init_u32(&slot->prefetch_wanted, 0);
+		}
 	}
 
 	info.keysize = NAMEDATALEN;
-	info.entrysize = sizeof(SegmentSlot);
+	info.entrysize = sizeof(SegmentTagEntry);
 	segment_hash = ShmemInitHash("idgen segment tags",
 								 idgen_segment_max_tags, idgen_segment_max_tags,
 								 &info, HASH_ELEM | HASH_STRINGS);
@@ -133,19 +191,12 @@ segment_wake_worker(void)
 }
 
 /*
- * Set up a slot for a tag, under the exclusive hash lock.  The memory may be
- * that of a dropped tag that a backend still points to: the new generation
- * goes in first, so that such a backend discards whatever it draws from here
- * (segment_next() checks the generation after its fetch-add), and the reset
- * happens under the slot's spinlock, never by re-initialising it (zeroed
- * shared memory is an unlocked spinlock, and a reused one is left unlocked).
+ * Empty a slot's buffers and bookkeeping.  Caller holds slot->mutex and has
+ * already written the slot's new generation (see SegmentSlot).
  */
 static void
-segment_slot_init(SegmentSlot *slot)
+segment_slot_reset(SegmentSlot *slot)
 {
-	slot->generation = pg_atomic_add_fetch_u64(&segment_shared->generation_counter, 1);
-	pg_write_barrier();
-	SpinLockAcquire(&slot->mutex);
 	pg_atomic_write_u64(&slot->cur_end, 0);
 	pg_atomic_write_u64(&slot->cur_next, 0);
 	pg_atomic_write_u64(&slot->prefetch_at, PG_UINT64_MAX);
@@ -153,6 +204,13 @@ segment_slot_init(SegmentSlot *slot)
 	slot->cur_start = 0;
 	slot->has_next = false;
 	slot->next_start = slot->next_end = 0;
+	slot->has_pending = false;
+	slot->pending_start = slot->pending_end = 0;
+	slot->pending_step = 0;
+	slot->pending_lsn = InvalidXLogRecPtr;
+	slot->fence = -1;
+	slot->fence_lsn = InvalidXLogRecPtr;
+	slot->fence_confirmed = -1;
 	slot->grant_requested = false;
 	slot->waiters = 0;
 	slot->error_seq = 0;
@@ -161,13 +219,133 @@ segment_slot_init(SegmentSlot *slot)
 	slot->step_in_use = 0;
 	slot->last_grant_at = 0;
 	slot->grants = 0;
-	SpinLockRelease(&slot->mutex);
 }
 
 /*
- * With every slot taken, an unknown tag should still say so rather than
- * report the limit: ask the table (through a SECURITY DEFINER function, as
- * callers need not be able to read it).
+ * Free a slot: its generation goes to 0 before its range is reset, so a
+ * caller drawing from it meanwhile discards what it drew.  Caller holds the
+ * hash lock exclusively; waiters are woken by the caller.
+ */
+static void
+segment_free_slot(SegmentTagEntry *entry)
+{
+	SegmentSlot *slot = &segment_shared->slots[entry->slotno];
+
+	SpinLockAcquire(&slot->mutex);
+	pg_atomic_write_u64(&slot->generation, 0);
+	pg_write_barrier();
+	segment_slot_reset(slot);
+	SpinLockRelease(&slot->mutex);
+	hash_search(segment_hash, entry->tag, HASH_REMOVE, NULL);
+}
+
+/*
+ * Free the slot of a tag; with generation > 0 only if it is still that use
+ * of the slot (a newer one for the same tag is left alone).
+ */
+static void
+segment_free_tag(const char *key, uint64 generation)
+{
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+	SegmentTagEntry *entry;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	entry = hash_search(segment_hash, key, HASH_FIND, NULL);
+	if (entry && (generation == 0 ||
+				  pg_atomic_read_u64(&segment_shared->slots[entry->slotno].generation) == generation))
+		segment_free_slot(entry);
+	LWLockRelease(lock);
+	ConditionVariableBroadcast(&segment_shared->grant_cv);
+}
+
+/* Free every slot and forget the table they were granted from. */
+static void
+segment_free_all_locked(void)
+{
+	HASH_SEQ_STATUS status;
+	SegmentTagEntry *entry;
+
+	hash_seq_init(&status, segment_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		segment_free_slot(entry);
+	segment_shared->alloc_database = InvalidOid;
+	segment_shared->alloc_relid = InvalidOid;
+}
+
+static void
+segment_free_all(void)
+{
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	segment_free_all_locked();
+	LWLockRelease(lock);
+	ConditionVariableBroadcast(&segment_shared->grant_cv);
+}
+
+/*
+ * Does this database hold a table ranges were or may be granted from: the
+ * one the buffered ranges came from, or the one the worker serves (whose
+ * grant may be on its way to shared memory)?
+ */
+static bool
+segment_database_in_use(Oid dbid)
+{
+	Oid			served;
+
+	SpinLockAcquire(&segment_shared->mutex);
+	served = segment_shared->database_oid;
+	SpinLockRelease(&segment_shared->mutex);
+	/* alloc_database is read unlocked: at worst a needless gap */
+	return dbid == served || dbid == segment_shared->alloc_database;
+}
+
+/* Is this relation idgen.segment_alloc of a database in use? */
+static bool
+segment_is_alloc_table(Oid relid)
+{
+	char	   *relname;
+	char	   *nspname;
+
+	if (!segment_database_in_use(MyDatabaseId))
+		return false;
+	relname = get_rel_name(relid);
+	if (relname == NULL || strcmp(relname, "segment_alloc") != 0)
+		return false;
+	nspname = get_namespace_name(get_rel_namespace(relid));
+	return nspname != NULL && strcmp(nspname, "idgen") == 0;
+}
+
+/*
+ * Object-access hook: the drop or truncation of idgen.segment_alloc, or the
+ * drop of its database, frees every slot in the dropping transaction (see
+ * the file header).  A drop that rolls back has cost a gap only.
+ */
+static void
+segment_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					  int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (segment_shared == NULL || (access != OAT_DROP && access != OAT_TRUNCATE))
+		return;
+	if ((access == OAT_DROP && classId == DatabaseRelationId &&
+		 segment_database_in_use(objectId)) ||
+		(classId == RelationRelationId && subId == 0 &&
+		 segment_is_alloc_table(objectId)))
+		segment_free_all();
+}
+
+void
+segment_install_hooks(void)
+{
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = segment_object_access;
+}
+
+/*
+ * Only a tag that exists gets a slot: ask the table (through a SECURITY
+ * DEFINER function, as callers need not be able to read it).
  */
 static void
 segment_require_known_tag(const char *key)
@@ -191,35 +369,78 @@ segment_require_known_tag(const char *key)
 				 errhint("Create the tag with idgen.segment_create().")));
 }
 
-/* Find or create the slot of a tag. */
-static SegmentSlot *
-segment_lookup(const char *key)
+/* Take a free slot for a tag.  Caller holds the hash lock exclusively. */
+static SegmentTagEntry *
+segment_take_slot(const char *key)
 {
-	SegmentSlot *slot;
-	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+	SegmentTagEntry *entry;
+	SegmentSlot *slot = NULL;
+	int			slotno;
 	bool		found;
 
-	if (cached_slot && cached_slot->generation == cached_generation &&
-		strcmp(cached_slot->tag, key) == 0)
+	/* shared hash tables grow into spare shared memory: enforce the limit */
+	if (hash_get_num_entries(segment_hash) >= idgen_segment_max_tags)
+		return NULL;
+	for (slotno = 0; slotno < idgen_segment_max_tags; slotno++)
+	{
+		slot = &segment_shared->slots[slotno];
+		if (pg_atomic_read_u64(&slot->generation) == 0)
+			break;
+	}
+	if (slotno == idgen_segment_max_tags)
+		return NULL;
+	entry = hash_search(segment_hash, key, HASH_ENTER_NULL, &found);
+	if (entry == NULL)
+		return NULL;
+	Assert(!found);
+	entry->slotno = slotno;
+
+	SpinLockAcquire(&slot->mutex);
+	segment_slot_reset(slot);
+	memcpy(slot->tag, key, NAMEDATALEN);
+	pg_write_barrier();
+	pg_atomic_write_u64(&slot->generation,
+						pg_atomic_add_fetch_u64(&segment_shared->generation_counter, 1));
+	SpinLockRelease(&slot->mutex);
+	return entry;
+}
+
+/* Find or take the slot of a tag; return it and its generation. */
+static SegmentSlot *
+segment_lookup(const char *key, uint64 *generation)
+{
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+	SegmentTagEntry *entry;
+	SegmentSlot *slot;
+
+	if (cached_slot && memcmp(cached_key, key, NAMEDATALEN) == 0 &&
+		pg_atomic_read_u64(&cached_slot->generation) == cached_generation)
+	{
+		*generation = cached_generation;
 		return cached_slot;
+	}
+	cached_slot = NULL;
 
 	LWLockAcquire(lock, LW_SHARED);
-	slot = hash_search(segment_hash, key, HASH_FIND, NULL);
+	entry = hash_search(segment_hash, key, HASH_FIND, NULL);
+	if (entry)
+	{
+		slot = &segment_shared->slots[entry->slotno];
+		cached_generation = pg_atomic_read_u64(&slot->generation);
+	}
 	LWLockRelease(lock);
 
-	if (slot == NULL)
+	if (entry == NULL)
 	{
+		segment_require_known_tag(key);
+
 		LWLockAcquire(lock, LW_EXCLUSIVE);
-		/* shared hash tables grow into spare shared memory: enforce the limit */
-		slot = hash_search(segment_hash, key, HASH_FIND, NULL);
-		if (slot == NULL && hash_get_num_entries(segment_hash) < idgen_segment_max_tags)
-			slot = hash_search(segment_hash, key, HASH_ENTER_NULL, &found);
-		else
-			found = (slot != NULL);
-		if (slot == NULL)
+		entry = hash_search(segment_hash, key, HASH_FIND, NULL);
+		if (entry == NULL)
+			entry = segment_take_slot(key);
+		if (entry == NULL)
 		{
 			LWLockRelease(lock);
-			segment_require_known_tag(key);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("too many segment tags in use"),
@@ -227,34 +448,15 @@ segment_lookup(const char *key)
 							   idgen_segment_max_tags),
 					 errhint("Raise idgen.segment_max_tags and restart the server, or drop tags that are no longer used.")));
 		}
-		if (!found)
-			segment_slot_init(slot);
+		slot = &segment_shared->slots[entry->slotno];
+		cached_generation = pg_atomic_read_u64(&slot->generation);
 		LWLockRelease(lock);
 	}
 
+	memcpy(cached_key, key, NAMEDATALEN);
 	cached_slot = slot;
-	cached_generation = slot->generation;
+	*generation = cached_generation;
 	return slot;
-}
-
-/* Forget a slot: after segment_drop, or for a tag the worker does not know. */
-static void
-segment_remove(const char *key)
-{
-	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
-	SegmentSlot *slot;
-
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	slot = hash_search(segment_hash, key, HASH_FIND, NULL);
-	if (slot)
-	{
-		slot->generation = 0;
-		pg_write_barrier();
-		hash_search(segment_hash, key, HASH_REMOVE, NULL);
-		ConditionVariableBroadcast(&segment_shared->grant_cv);
-	}
-	LWLockRelease(lock);
-	cached_slot = NULL;
 }
 
 /* Make the buffered next range current.  Caller holds slot->mutex. */
@@ -275,17 +477,14 @@ segment_switch(SegmentSlot *slot)
 }
 
 /*
- * Slow path: the range whose end we read is used up.  Switch to the next
- * range, or ask the worker for one and wait.  Returns once a caller may try
- * the fast path again.
+ * Sleep until the worker has granted a range for this slot (return true),
+ * the slot is freed (return false), the worker reports a failure, or
+ * idgen.segment_wait_timeout passes.  Not inlined into segment_refill's
+ * PG_TRY block, where its locals could be clobbered by longjmp.
  */
-/*
- * Sleep until the worker has granted a range for this slot, it reports a
- * failure, the tag is dropped, or idgen.segment_wait_timeout passes.
- */
-static void
-segment_wait_for_range(SegmentSlot *slot, const char *key, uint64 observed_end,
-					   uint32 error_seq)
+static pg_noinline bool
+segment_wait_for_range(SegmentSlot *slot, uint64 generation, const char *key,
+					   uint64 observed_end, uint32 error_seq)
 {
 	int64		deadline_ns = idgen_monotonic_ns() +
 		(int64) idgen_segment_wait_timeout_ms * 1000000;
@@ -294,13 +493,15 @@ segment_wait_for_range(SegmentSlot *slot, const char *key, uint64 observed_end,
 	for (;;)
 	{
 		bool		done = false;
+		bool		gone = false;
+		bool		held_back = false;
 		int			code = 0;
 		char		message[sizeof(slot->error_message)];
 		int64		remaining_ns;
 
 		SpinLockAcquire(&slot->mutex);
-		if (slot->generation == 0)
-			code = ERRCODE_UNDEFINED_OBJECT;
+		if (pg_atomic_read_u64(&slot->generation) != generation)
+			gone = true;
 		else if (slot->error_seq != error_seq)
 		{
 			code = slot->error_code;
@@ -308,18 +509,12 @@ segment_wait_for_range(SegmentSlot *slot, const char *key, uint64 observed_end,
 		}
 		else if (pg_atomic_read_u64(&slot->cur_end) != observed_end || slot->has_next)
 			done = true;
+		else
+			held_back = slot->has_pending;
 		SpinLockRelease(&slot->mutex);
 
-		if (done)
-			return;
-		if (code == ERRCODE_UNDEFINED_OBJECT)
-		{
-			segment_remove(key);
-			ereport(ERROR,
-					(errcode(code),
-					 errmsg("segment tag \"%s\" does not exist", key),
-					 errhint("Create the tag with idgen.segment_create().")));
-		}
+		if (done || gone)
+			return done;
 		if (code)
 			ereport(ERROR,
 					(errcode(code),
@@ -330,6 +525,13 @@ segment_wait_for_range(SegmentSlot *slot, const char *key, uint64 observed_end,
 		if (remaining_ns <= 0)
 		{
 			idgen_count_event(IDGEN_C_SEGMENT_WAIT_TIMEOUTS);
+			if (held_back)
+				ereport(ERROR,
+						(errcode(IDGEN_ERRCODE_SEGMENT_UNAVAILABLE),
+						 errmsg("timed out waiting for a range for segment tag \"%s\"", key),
+						 errdetail("A range was granted but is held back until the standbys confirm its fence, and they did not within idgen.segment_wait_timeout (%d ms).",
+								   idgen_segment_wait_timeout_ms),
+						 errhint("Check the standbys in pg_stat_replication and the physical replication slots in pg_replication_slots; drop the slot of a standby that is gone for good.")));
 			ereport(ERROR,
 					(errcode(IDGEN_ERRCODE_SEGMENT_UNAVAILABLE),
 					 errmsg("timed out waiting for a range for segment tag \"%s\"", key),
@@ -344,22 +546,31 @@ segment_wait_for_range(SegmentSlot *slot, const char *key, uint64 observed_end,
 	}
 }
 
-static void
-segment_refill(SegmentSlot *slot, const char *key, uint64 observed_end)
+/*
+ * Slow path: the range whose end we read is used up.  Switch to the next
+ * range, or ask the worker for one and wait.  Returns once a caller may try
+ * the fast path again (which also notices a freed slot); false if the slot
+ * was freed while this call waited.
+ */
+static bool
+segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
+			   uint64 observed_end)
 {
 	uint32		error_seq;
+	volatile bool granted = false;
 
 	SpinLockAcquire(&slot->mutex);
-	if (pg_atomic_read_u64(&slot->cur_end) != observed_end)
+	if (pg_atomic_read_u64(&slot->generation) != generation ||
+		pg_atomic_read_u64(&slot->cur_end) != observed_end)
 	{
 		SpinLockRelease(&slot->mutex);
-		return;					/* someone else switched already */
+		return true;			/* freed, or someone else switched already */
 	}
 	if (slot->has_next)
 	{
 		segment_switch(slot);
 		SpinLockRelease(&slot->mutex);
-		return;
+		return true;
 	}
 	slot->grant_requested = true;
 	slot->waiters++;
@@ -372,16 +583,19 @@ segment_refill(SegmentSlot *slot, const char *key, uint64 observed_end)
 	/* waiters must come down however the wait ends (cancel included) */
 	PG_TRY();
 	{
-		segment_wait_for_range(slot, key, observed_end, error_seq);
+		granted = segment_wait_for_range(slot, generation, key, observed_end, error_seq);
 	}
 	PG_FINALLY();
 	{
 		ConditionVariableCancelSleep();
 		SpinLockAcquire(&slot->mutex);
-		slot->waiters--;
+		/* a freed slot's count was reset, maybe for another tag */
+		if (pg_atomic_read_u64(&slot->generation) == generation)
+			slot->waiters--;
 		SpinLockRelease(&slot->mutex);
 	}
 	PG_END_TRY();
+	return granted;
 }
 
 PG_FUNCTION_INFO_V1(idgen_segment_next);
@@ -392,6 +606,8 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 {
 	char		key[NAMEDATALEN];
 	SegmentSlot *slot;
+	uint64		generation;
+	bool		freed_once = false;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -415,7 +631,7 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 				 errdetail("idgen's background worker grants ranges from the idgen.segment_alloc table of the database named by idgen.database."),
 				 errhint("Call idgen.segment_next() in that database, or change idgen.database and restart.")));
 
-	slot = segment_lookup(key);
+	slot = segment_lookup(key, &generation);
 	for (;;)
 	{
 		uint64		end = pg_atomic_read_u64(&slot->cur_end);
@@ -423,11 +639,10 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 
 		pg_read_barrier();
 		value = pg_atomic_fetch_add_u64(&slot->cur_next, 1);
-		if (unlikely(slot->generation != cached_generation))
+		if (unlikely(pg_atomic_read_u64(&slot->generation) != generation))
 		{
-			/* the tag was dropped (and its slot maybe reused) meanwhile */
-			cached_slot = NULL;
-			slot = segment_lookup(key);
+			/* the slot was freed (and maybe reused) meanwhile */
+			slot = segment_lookup(key, &generation);
 			continue;
 		}
 		if (likely(value < end))
@@ -440,7 +655,23 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 			idgen_count_issued(IDGEN_C_SEGMENT_ISSUED);
 			PG_RETURN_INT64((int64) value);
 		}
-		segment_refill(slot, key, end);
+		if (!segment_refill(slot, generation, key, end))
+		{
+			/*
+			 * The slot was freed while we waited: the tag was dropped, or
+			 * the buffers forgotten with their table.  Look the tag up once
+			 * more (it may exist in the new table); a second time it is
+			 * gone (a snapshot older than the drop still shows the tag).
+			 */
+			if (freed_once)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("segment tag \"%s\" does not exist", key),
+						 errdetail("The tag, or the table idgen.segment_alloc, was dropped while this call waited for a range."),
+						 errhint("Create the tag with idgen.segment_create().")));
+			freed_once = true;
+			slot = segment_lookup(key, &generation);
+		}
 	}
 }
 
@@ -459,7 +690,10 @@ idgen_current_timeline(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(idgen_segment_forget);
 
-/* idgen._segment_forget(tag text): drop a tag's buffers (segment_drop). */
+/*
+ * idgen._segment_forget(tag text): drop a tag's buffers (segment_drop,
+ * segment_create).
+ */
 Datum
 idgen_segment_forget(PG_FUNCTION_ARGS)
 {
@@ -468,7 +702,7 @@ idgen_segment_forget(PG_FUNCTION_ARGS)
 	if (segment_shared == NULL)
 		PG_RETURN_VOID();
 	segment_tag_key(PG_GETARG_TEXT_PP(0), key);
-	segment_remove(key);
+	segment_free_tag(key, 0);
 	PG_RETURN_VOID();
 }
 
@@ -484,42 +718,62 @@ Datum
 idgen_segment_buffers(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HASH_SEQ_STATUS status;
-	SegmentSlot *slot;
+	LWLock	   *lock;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (segment_shared == NULL)
 		return (Datum) 0;
 
-	LWLockAcquire(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH), LW_SHARED);
-	hash_seq_init(&status, segment_hash);
-	while ((slot = hash_seq_search(&status)) != NULL)
+	lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+	LWLockAcquire(lock, LW_SHARED);
+	for (int i = 0; i < idgen_segment_max_tags; i++)
 	{
+		SegmentSlot *slot = &segment_shared->slots[i];
 		Datum		values[10];
 		bool		nulls[10] = {false};
-		uint64		cur_next = pg_atomic_read_u64(&slot->cur_next);
-		uint64		cur_end = pg_atomic_read_u64(&slot->cur_end);
-		bool		current_left;
+		uint64		cur_next;
+		uint64		cur_end;
+		uint64		cur_start;
+		bool		has_next;
+		uint64		next_start;
+		uint64		next_end;
+		int64		step_in_use;
+		uint64		grants;
+		int			waiters;
 
-		values[0] = CStringGetTextDatum(slot->tag); /* the key: immutable */
+		/* generations change only under the exclusive lock */
+		if (pg_atomic_read_u64(&slot->generation) == 0)
+			continue;
+
+		/* copy under the spinlock; build datums (which may allocate) after */
 		SpinLockAcquire(&slot->mutex);
-		current_left = cur_next < cur_end;
-		values[1] = Int32GetDatum((current_left ? 1 : 0) + (slot->has_next ? 1 : 0));
-		values[2] = Int64GetDatum((int64) slot->cur_start);
+		cur_next = pg_atomic_read_u64(&slot->cur_next);
+		cur_end = pg_atomic_read_u64(&slot->cur_end);
+		cur_start = slot->cur_start;
+		has_next = slot->has_next;
+		next_start = slot->next_start;
+		next_end = slot->next_end;
+		step_in_use = slot->step_in_use;
+		grants = slot->grants;
+		waiters = slot->waiters;
+		SpinLockRelease(&slot->mutex);
+
+		values[0] = CStringGetTextDatum(slot->tag);
+		values[1] = Int32GetDatum((cur_next < cur_end ? 1 : 0) + (has_next ? 1 : 0));
+		values[2] = Int64GetDatum((int64) cur_start);
 		values[3] = Int64GetDatum((int64) cur_end);
 		values[4] = Int64GetDatum((int64) Min(cur_next, cur_end));
-		values[5] = Int64GetDatum((int64) slot->next_start);
-		values[6] = Int64GetDatum((int64) slot->next_end);
-		nulls[5] = nulls[6] = !slot->has_next;
+		values[5] = Int64GetDatum((int64) next_start);
+		values[6] = Int64GetDatum((int64) next_end);
+		nulls[5] = nulls[6] = !has_next;
 		nulls[2] = nulls[3] = nulls[4] = (cur_end == 0);
-		values[7] = Int64GetDatum(slot->step_in_use);
-		values[8] = Int64GetDatum((int64) slot->grants);
-		values[9] = Int32GetDatum(slot->waiters);
-		SpinLockRelease(&slot->mutex);
+		values[7] = Int64GetDatum(step_in_use);
+		values[8] = Int64GetDatum((int64) grants);
+		values[9] = Int32GetDatum(waiters);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH));
+	LWLockRelease(lock);
 	return (Datum) 0;
 }
 
@@ -556,6 +810,68 @@ segment_worker_detach(void)
 	SpinLockRelease(&segment_shared->mutex);
 }
 
+/*
+ * How far every standby that could be promoted has flushed WAL: the least
+ * flush position of the connected physical walsenders and the restart_lsn
+ * of the physical replication slots (a slot stays while its standby is
+ * disconnected, so a standby that is down still counts).  With none of
+ * them, there is nothing to wait for: PG_UINT64_MAX.
+ *
+ * Not counted: logical walsenders (their subscribers are not standbys),
+ * base backups, temporary slots, walsenders that have not reported a flush
+ * position yet, and standbys the primary does not know of (archive-only,
+ * cascaded, or disconnected without a slot).
+ */
+XLogRecPtr
+segment_standbys_flushed(void)
+{
+	XLogRecPtr	result = PG_UINT64_MAX;
+
+	for (int i = 0; WalSndCtl != NULL && i < max_wal_senders; i++)
+	{
+		WalSnd	   *walsnd = &WalSndCtl->walsnds[i];
+		pid_t		pid;
+		WalSndState state;
+		XLogRecPtr	flush;
+		PGPROC	   *proc;
+
+		SpinLockAcquire(&walsnd->mutex);
+		pid = walsnd->pid;
+		state = walsnd->state;
+		flush = walsnd->flush;
+		SpinLockRelease(&walsnd->mutex);
+
+		if (pid == 0 || state == WALSNDSTATE_BACKUP || XLogRecPtrIsInvalid(flush))
+			continue;
+		/* a logical walsender is connected to a database */
+		proc = BackendPidGetProc(pid);
+		if (proc == NULL || proc->databaseId != InvalidOid)
+			continue;
+		result = Min(result, flush);
+	}
+
+	if (ReplicationSlotCtl != NULL)
+	{
+		LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+		for (int i = 0; i < max_replication_slots; i++)
+		{
+			ReplicationSlot *s = &ReplicationSlotCtl->replication_slots[i];
+			XLogRecPtr	restart_lsn;
+
+			if (!s->in_use || !SlotIsPhysical(s) ||
+				s->data.persistency != RS_PERSISTENT)
+				continue;
+			SpinLockAcquire(&s->mutex);
+			restart_lsn = s->data.restart_lsn;
+			SpinLockRelease(&s->mutex);
+			if (!XLogRecPtrIsInvalid(restart_lsn))
+				result = Min(result, restart_lsn);
+		}
+		LWLockRelease(ReplicationSlotControlLock);
+	}
+	return result;
+}
+
 /* Does this slot need a range now?  Caller holds slot->mutex. */
 static bool
 segment_slot_needs_grant(SegmentSlot *slot)
@@ -563,7 +879,7 @@ segment_slot_needs_grant(SegmentSlot *slot)
 	uint64		cur_next;
 	uint64		cur_end;
 
-	if (slot->has_next)
+	if (slot->has_next || slot->has_pending)
 		return false;
 	if (slot->grant_requested || pg_atomic_read_u32(&slot->prefetch_wanted))
 		return true;
@@ -575,14 +891,15 @@ segment_slot_needs_grant(SegmentSlot *slot)
 
 /* Run one grant; on failure return the error instead of raising it. */
 static ErrorData *
-segment_try_grant(const char *tag, SegmentGrant *grant)
+segment_try_grant(const char *tag, int64 known_fence, XLogRecPtr known_fence_lsn,
+				  int64 confirmed_fence, SegmentGrant *grant)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ErrorData  *volatile edata = NULL;
 
 	PG_TRY();
 	{
-		segment_grant_range(tag, grant);
+		segment_grant_range(tag, known_fence, known_fence_lsn, confirmed_fence, grant);
 	}
 	PG_CATCH();
 	{
@@ -596,63 +913,136 @@ segment_try_grant(const char *tag, SegmentGrant *grant)
 	return edata;
 }
 
+/* Put a granted range in the slot's second buffer.  Caller holds mutex. */
+static void
+segment_publish(SegmentSlot *slot, uint64 start, uint64 end, int64 step,
+				TimestampTz now)
+{
+	slot->has_next = true;
+	slot->next_start = start;
+	slot->next_end = end;
+	slot->step_in_use = step;
+	slot->last_grant_at = now;
+	slot->grants++;
+}
+
 /*
- * Grant a range to every slot that needs one.  Each grant is its own
+ * Grant a range to every slot that needs one, and publish the held-back
+ * ranges the standbys have confirmed meanwhile.  Each grant is its own
  * transaction; a failure is recorded in the slot for its waiters and does
- * not stop the others.
+ * not stop the others.  Returns whether a range is still held back (the
+ * worker then looks again soon).
  */
-void
+bool
 segment_worker_serve(void)
 {
-	HASH_SEQ_STATUS status;
-	SegmentSlot *slot;
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
 	typedef struct SegmentTodo
 	{
-		char		tag[NAMEDATALEN];
+		int			slotno;
 		uint64		generation;
+		char		tag[NAMEDATALEN];
+		int64		fence;
+		XLogRecPtr	fence_lsn;
+		int64		fence_confirmed;
 	}			SegmentTodo;
 	SegmentTodo *todo;
 	int			ntodo = 0;
-	int			i;
+	bool		held_back = false;
+	bool		released = false;
+	XLogRecPtr	flushed = segment_standbys_flushed();
+	TimestampTz now = GetCurrentTimestamp();
 
 	todo = palloc(sizeof(SegmentTodo) * idgen_segment_max_tags);
-	LWLockAcquire(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH), LW_SHARED);
-	hash_seq_init(&status, segment_hash);
-	while ((slot = hash_seq_search(&status)) != NULL)
+	LWLockAcquire(lock, LW_SHARED);
+	for (int i = 0; i < idgen_segment_max_tags; i++)
 	{
+		SegmentSlot *slot = &segment_shared->slots[i];
+		uint64		generation = pg_atomic_read_u64(&slot->generation);
 		bool		needed;
 
+		if (generation == 0)
+			continue;
 		SpinLockAcquire(&slot->mutex);
-		needed = segment_slot_needs_grant(slot);
-		SpinLockRelease(&slot->mutex);
-		if (needed && ntodo < idgen_segment_max_tags)
+		if (!XLogRecPtrIsInvalid(slot->fence_lsn) && slot->fence_lsn <= flushed)
+			slot->fence_confirmed = Max(slot->fence_confirmed, slot->fence);
+		if (slot->has_pending && slot->pending_lsn <= flushed)
 		{
-			memcpy(todo[ntodo].tag, slot->tag, NAMEDATALEN);
-			todo[ntodo++].generation = slot->generation;
+			slot->has_pending = false;
+			segment_publish(slot, slot->pending_start, slot->pending_end,
+							slot->pending_step, now);
+			released = true;
 		}
+		held_back |= slot->has_pending;
+		needed = segment_slot_needs_grant(slot);
+		if (needed)
+		{
+			todo[ntodo].slotno = i;
+			todo[ntodo].generation = generation;
+			memcpy(todo[ntodo].tag, slot->tag, NAMEDATALEN);
+			todo[ntodo].fence = slot->fence;
+			todo[ntodo].fence_lsn = slot->fence_lsn;
+			todo[ntodo].fence_confirmed = slot->fence_confirmed;
+			ntodo++;
+		}
+		SpinLockRelease(&slot->mutex);
 	}
-	LWLockRelease(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH));
+	LWLockRelease(lock);
+	if (released)
+		ConditionVariableBroadcast(&segment_shared->grant_cv);
 
-	for (i = 0; i < ntodo; i++)
+	for (int i = 0; i < ntodo; i++)
 	{
+		SegmentSlot *slot = &segment_shared->slots[todo[i].slotno];
 		SegmentGrant grant;
 		ErrorData  *edata;
-		bool		waited;
+		bool		waited = false;
+		bool		confirmed = true;
+		bool		published = false;
 
 		CHECK_FOR_INTERRUPTS();
-		edata = segment_try_grant(todo[i].tag, &grant);
+		edata = segment_try_grant(todo[i].tag, todo[i].fence, todo[i].fence_lsn,
+								  todo[i].fence_confirmed, &grant);
 
 		if (edata)
 		{
 			ereport(LOG,
 					(errmsg("idgen worker: could not grant a range for segment tag \"%s\": %s",
 							todo[i].tag, edata->message)));
+			if (edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT)
+			{
+				/* not in the table: free the slot, its waiters fail */
+				segment_free_tag(todo[i].tag, todo[i].generation);
+				FreeErrorData(edata);
+				continue;
+			}
+		}
+		else if (!XLogRecPtrIsInvalid(grant.need_lsn))
+			confirmed = grant.need_lsn <= segment_standbys_flushed();
+		now = GetCurrentTimestamp();
+
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+
+		/*
+		 * Ranges of another table (the extension or its database dropped and
+		 * created again, unseen by the hook) must not stay next to this one.
+		 */
+		if (!edata && segment_shared->alloc_relid != InvalidOid &&
+			(segment_shared->alloc_relid != grant.relid ||
+			 segment_shared->alloc_database != MyDatabaseId))
+		{
+			ereport(LOG,
+					(errmsg("idgen worker: idgen.segment_alloc is not the table the buffered ranges were granted from; forgetting them")));
+			segment_free_all_locked();
+		}
+		if (!edata)
+		{
+			segment_shared->alloc_database = MyDatabaseId;
+			segment_shared->alloc_relid = grant.relid;
 		}
 
-		LWLockAcquire(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH), LW_SHARED);
-		slot = hash_search(segment_hash, todo[i].tag, HASH_FIND, NULL);
-		/* a tag dropped (and maybe created again) meanwhile gets nothing */
-		if (slot && slot->generation == todo[i].generation)
+		/* a tag freed (and maybe taken again) meanwhile gets nothing */
+		if (pg_atomic_read_u64(&slot->generation) == todo[i].generation)
 		{
 			SpinLockAcquire(&slot->mutex);
 			waited = slot->grant_requested;
@@ -673,27 +1063,41 @@ segment_worker_serve(void)
 			}
 			else
 			{
-				slot->has_next = true;
-				slot->next_start = (uint64) grant.start;
-				slot->next_end = (uint64) grant.end;
-				slot->step_in_use = grant.step;
-				slot->last_grant_at = GetCurrentTimestamp();
-				slot->grants++;
+				if (grant.fence >= 0)
+				{
+					slot->fence = grant.fence;
+					slot->fence_lsn = grant.commit_lsn;
+				}
+				if (confirmed)
+					segment_publish(slot, (uint64) grant.start, (uint64) grant.end,
+									grant.step, now);
+				else
+				{
+					slot->has_pending = true;
+					slot->pending_start = (uint64) grant.start;
+					slot->pending_end = (uint64) grant.end;
+					slot->pending_step = grant.step;
+					slot->pending_lsn = grant.need_lsn;
+					held_back = true;
+				}
+				published = true;
 			}
 			SpinLockRelease(&slot->mutex);
-			ConditionVariableBroadcast(&segment_shared->grant_cv);
-			if (!edata)
-			{
-				idgen_count_event(IDGEN_C_SEGMENT_GRANTS);
-				if (!waited)
-					idgen_count_event(IDGEN_C_SEGMENT_PREFETCHES);
-				if (grant.burned > 0)
-					idgen_count_event(IDGEN_C_SEGMENT_BURNS);
-			}
 		}
-		LWLockRelease(idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH));
+		LWLockRelease(lock);
+		ConditionVariableBroadcast(&segment_shared->grant_cv);
+
+		if (published)
+		{
+			idgen_count_event(IDGEN_C_SEGMENT_GRANTS);
+			if (!waited)
+				idgen_count_event(IDGEN_C_SEGMENT_PREFETCHES);
+			if (grant.burned > 0)
+				idgen_count_event(IDGEN_C_SEGMENT_BURNS);
+		}
 		if (edata)
 			FreeErrorData(edata);
 	}
 	pfree(todo);
+	return held_back;
 }

@@ -8,21 +8,38 @@
  *
  *	1. Lock the tag's row in idgen.segment_alloc (FOR UPDATE).
  *	2. If this grant runs on another timeline than the tag's last grant (a
- *	   promoted standby, a point-in-time restore), burn forward first: at
- *	   least idgen.segment_burn_steps steps and at least the numbers the
- *	   observed rate would use in idgen.segment_burn_window, so that any
- *	   range the old timeline granted after the last one this server saw is
- *	   skipped.  The burn is recorded in the outbox.
+ *	   promoted standby, a point-in-time restore), burn forward first, up to
+ *	   the tag's fence (see below), and at least idgen.segment_burn_steps
+ *	   steps and the numbers the observed rate would use in
+ *	   idgen.segment_burn_window (for standbys the old primary did not know
+ *	   of).  The burn is recorded in the outbox.
  *	3. Tune the step as Leaf does: double it when the last range lasted less
  *	   than idgen.segment_duration, halve it when it lasted over twice as
  *	   long, within [the tag's step, idgen.segment_max_step].
  *	4. Take the range (from this primary's residue class when grants are
- *	   interleaved between independent primaries), advance the row, and
- *	   write the grant to the outbox, idgen.segment_events.
+ *	   interleaved between independent primaries), advance the row and its
+ *	   fence, and write the grant to the outbox, idgen.segment_events.
  *	5. Commit.  The worker's session runs with synchronous_commit = on
  *	   whatever the server's setting, so the commit returns only once the
  *	   grant is flushed locally and acknowledged by synchronous standbys.
- *	   Only then does the range reach shared memory.
+ *	6. The range reaches shared memory once every standby that could be
+ *	   promoted has flushed a fence at or above its end (segment.c holds
+ *	   it back until then).
+ *
+ * The fence (segment_alloc.fence) is how far this primary may grant: every
+ * grant raises it to the range's end plus a headroom of
+ * idgen.segment_burn_steps steps (at the new step) and the numbers
+ * idgen.segment_burn_window would use at the observed rate, and a range is
+ * used only once the standbys (connected physical walsenders and physical
+ * replication slots) have flushed WAL that holds a fence at or above its
+ * end.  A promoted standby burns up to the fence it has, so it never hands
+ * out a number the old primary could have granted, however fast the step
+ * grew; a standby that stops confirming makes the primary stop granting
+ * once the headroom is used up.  Normally the fence needed is the one the
+ * previous grant committed, long confirmed, so grants do not wait.
+ *
+ * With a 1.0 catalog (no fence column, before ALTER EXTENSION idgen UPDATE)
+ * grants are not fenced and the burn is the estimate alone, as in 1.0.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,13 +47,16 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "common/int.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/postmaster.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
 #include "guc.h"
@@ -88,26 +108,66 @@ checked_mul(int64 a, int64 b, const char *tag)
 	return r;
 }
 
+/* a * b, or PG_INT64_MAX when it does not fit (a headroom, not a range) */
+static int64
+saturating_mul(int64 a, int64 b)
+{
+	int64		r;
+
+	return pg_mul_s64_overflow(a, b, &r) ? PG_INT64_MAX : r;
+}
+
+static int64
+saturating_add(int64 a, int64 b)
+{
+	int64		r;
+
+	return pg_add_s64_overflow(a, b, &r) ? PG_INT64_MAX : r;
+}
+
+/* numbers the given rate uses in idgen.segment_burn_window, saturated */
+static int64
+numbers_in_burn_window(double rate)
+{
+	double		n = rate * idgen_segment_burn_window_s;
+
+	return n >= (double) PG_INT64_MAX ? PG_INT64_MAX : (int64) n;
+}
+
+/*
+ * Grant the next range of a tag.  known_fence and known_fence_lsn are the
+ * fence this worker last committed for the tag and the end of that commit
+ * record, confirmed_fence the highest fence the standbys are known to have
+ * (-1 and InvalidXLogRecPtr when unknown, e.g. after a restart).
+ */
 void
-segment_grant_range(const char *tag, SegmentGrant *grant)
+segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_lsn,
+					int64 confirmed_fence, SegmentGrant *grant)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
 	bool		isnull;
 	HeapTuple	row;
 	TupleDesc	desc;
+	Oid			nspid;
+	Oid			relid;
+	bool		has_fence;
 	int64		start_value,
 				next_value,
 				cfg_step,
 				step;
 	int32		last_tli;
+	int64		old_fence = -1;
 	double		elapsed = -1;
 	double		rate = 0;
 	double		stored_rate;
+	TimestampTz now;
 	TimeLineID	tli = GetWALInsertionTimeLine();
+	XLogRecPtr	read_lsn;
 	char	   *node;
 	int64		range_start,
 				range_end;
+	int64		fence = -1;
 
 	memset(grant, 0, sizeof(*grant));
 	SetCurrentStatementStartTimestamp();
@@ -116,14 +176,32 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "idgen: granting a segment range");
 
+	/* the table, and whether its catalog is 1.1 (the fence column) */
+	nspid = get_namespace_oid("idgen", true);
+	relid = OidIsValid(nspid) ? get_relname_relid("segment_alloc", nspid) : InvalidOid;
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("segment tag \"%s\" does not exist", tag),
+				 errdetail("There is no table idgen.segment_alloc in database \"%s\".",
+						   get_database_name(MyDatabaseId))));
+	has_fence = get_attnum(relid, "fence") != InvalidAttrNumber;
+
 	args[0] = CStringGetTextDatum(tag);
 	/* a row locked by someone else must not stall the grants of other tags */
 	if (SPI_execute("SET LOCAL lock_timeout = '500ms'", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "idgen: could not set lock_timeout");
-	if (SPI_execute_with_args("SELECT start_value, next_value, step, current_step, last_timeline,"
-							  " extract(epoch FROM clock_timestamp() - last_grant_at)::float8,"
-							  " rate_per_second"
-							  " FROM idgen.segment_alloc WHERE tag = $1 FOR UPDATE",
+	if (SPI_execute_with_args(has_fence ?
+							  "SELECT a.tableoid, a.start_value, a.next_value, a.step,"
+							  " a.current_step, a.last_timeline, a.last_grant_at,"
+							  " a.rate_per_second, a.fence"
+							  " FROM idgen.segment_alloc a"
+							  " WHERE a.tag OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+							  "SELECT a.tableoid, a.start_value, a.next_value, a.step,"
+							  " a.current_step, a.last_timeline, a.last_grant_at,"
+							  " a.rate_per_second"
+							  " FROM idgen.segment_alloc a"
+							  " WHERE a.tag OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "idgen: could not read segment tag");
 	if (SPI_processed == 0)
@@ -131,21 +209,38 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("segment tag \"%s\" does not exist", tag)));
 
+	/*
+	 * Every commit that wrote what we read ends before this: the LSN at
+	 * which a fence read here is certainly in the WAL.
+	 */
+	read_lsn = GetXLogInsertRecPtr();
+	now = GetCurrentTimestamp();
+
 	row = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	start_value = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
-	next_value = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
-	cfg_step = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
-	step = DatumGetInt64(SPI_getbinval(row, desc, 4, &isnull));
-	last_tli = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
+	if (DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull)) != relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("idgen.segment_alloc was replaced during the grant")));
+	start_value = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
+	next_value = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+	cfg_step = DatumGetInt32(SPI_getbinval(row, desc, 4, &isnull));
+	step = DatumGetInt64(SPI_getbinval(row, desc, 5, &isnull));
+	last_tli = DatumGetInt32(SPI_getbinval(row, desc, 6, &isnull));
 	{
-		Datum		d = SPI_getbinval(row, desc, 6, &isnull);
+		Datum		d = SPI_getbinval(row, desc, 7, &isnull);
 
 		if (!isnull)
-			elapsed = DatumGetFloat8(d);
-		d = SPI_getbinval(row, desc, 7, &isnull);
+			elapsed = Max((double) (now - DatumGetTimestampTz(d)) / USECS_PER_SEC, 0.0);
+		d = SPI_getbinval(row, desc, 8, &isnull);
 		if (!isnull)
 			rate = DatumGetFloat8(d);
+		if (has_fence)
+		{
+			d = SPI_getbinval(row, desc, 9, &isnull);
+			if (!isnull)
+				old_fence = DatumGetInt64(d);
+		}
 	}
 
 	node = psprintf("%llu:%d", (unsigned long long) GetSystemIdentifier(), PostPortNumber);
@@ -162,22 +257,29 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	/* 2. failover burn (segment_create records the timeline it ran on) */
 	if ((TimeLineID) last_tli != tli)
 	{
-		int64		burn = checked_mul(idgen_segment_burn_steps, step, tag);
-		double		by_rate = Max(rate, stored_rate) * idgen_segment_burn_window_s;
+		int64		burned_to;
 
-		if (by_rate > (double) burn)
-			burn = by_rate >= (double) PG_INT64_MAX ? PG_INT64_MAX : (int64) by_rate;
-		if (burn > 0)
+		burned_to = saturating_add(next_value,
+								   Max(saturating_mul(idgen_segment_burn_steps, step),
+									   numbers_in_burn_window(Max(rate, stored_rate))));
+		burned_to = Max(burned_to, old_fence);
+		if (burned_to == PG_INT64_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
+					 errmsg("segment tag \"%s\" has reached the end of the bigint range", tag),
+					 errdetail("The failover burn would end beyond %lld.", (long long) PG_INT64_MAX)));
+		if (burned_to > next_value)
 		{
-			int64		burned_to = checked_add(next_value, burn, tag);
-
 			segment_record_event(tag, "burn", next_value, burned_to, node, tli);
 			ereport(LOG,
 					(errmsg("idgen worker: segment tag \"%s\" first granted on timeline %u after timeline %d; burned %lld numbers [%lld, %lld)",
-							tag, tli, last_tli, (long long) burn,
-							(long long) next_value, (long long) burned_to)));
+							tag, tli, last_tli, (long long) (burned_to - next_value),
+							(long long) next_value, (long long) burned_to),
+					 old_fence >= 0 ?
+					 errdetail("The fence the old primary granted below was %lld.",
+							   (long long) old_fence) : 0));
+			grant->burned = burned_to - next_value;
 			next_value = burned_to;
-			grant->burned = burn;
 		}
 	}
 
@@ -194,11 +296,11 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	if (idgen_segment_interleave_count > 1)
 		step = cfg_step;
 
-	/* 4. the range */
+	/* 4. the range (the start-up check keeps the index below the count) */
 	if (idgen_segment_interleave_count > 1)
 	{
 		int64		n = idgen_segment_interleave_count;
-		int64		k = idgen_segment_interleave_index % n;
+		int64		k = idgen_segment_interleave_index;
 		int64		offset = next_value - start_value;
 		int64		block = offset / step + (offset % step != 0 ? 1 : 0);
 
@@ -209,21 +311,37 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 		range_start = next_value;
 	range_end = checked_add(range_start, step, tag);
 
+	/* the new fence: the range's end plus the headroom, never lower */
+	if (has_fence)
+		fence = Max(old_fence,
+					saturating_add(range_end,
+								   Max(saturating_mul(idgen_segment_burn_steps, step),
+									   numbers_in_burn_window(rate))));
+
 	{
-		Oid			utypes[5] = {TEXTOID, INT8OID, INT8OID, INT4OID, FLOAT8OID};
-		Datum		uvalues[5];
+		Oid			utypes[7] = {TEXTOID, INT8OID, INT8OID, INT4OID, FLOAT8OID,
+		TIMESTAMPTZOID, INT8OID};
+		Datum		uvalues[7];
 
 		uvalues[0] = CStringGetTextDatum(tag);
 		uvalues[1] = Int64GetDatum(range_end);
 		uvalues[2] = Int64GetDatum(step);
 		uvalues[3] = Int32GetDatum((int32) tli);
 		uvalues[4] = Float8GetDatum(rate);
-		if (SPI_execute_with_args("UPDATE idgen.segment_alloc SET next_value = $2,"
+		uvalues[5] = TimestampTzGetDatum(now);
+		uvalues[6] = Int64GetDatum(fence);
+		if (SPI_execute_with_args(has_fence ?
+								  "UPDATE idgen.segment_alloc SET next_value = $2,"
 								  " current_step = $3, last_timeline = $4,"
-								  " last_grant_at = clock_timestamp(),"
-								  " rate_per_second = $5, grants = grants + 1"
-								  " WHERE tag = $1",
-								  5, utypes, uvalues, NULL, false, 0) != SPI_OK_UPDATE)
+								  " last_grant_at = $6, rate_per_second = $5,"
+								  " grants = grants OPERATOR(pg_catalog.+) 1, fence = $7"
+								  " WHERE tag OPERATOR(pg_catalog.=) $1" :
+								  "UPDATE idgen.segment_alloc SET next_value = $2,"
+								  " current_step = $3, last_timeline = $4,"
+								  " last_grant_at = $6, rate_per_second = $5,"
+								  " grants = grants OPERATOR(pg_catalog.+) 1"
+								  " WHERE tag OPERATOR(pg_catalog.=) $1",
+								  has_fence ? 7 : 6, utypes, uvalues, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "idgen: could not update segment tag");
 	}
 	segment_record_event(tag, "grant", range_start, range_end, node, tli);
@@ -244,4 +362,21 @@ segment_grant_range(const char *tag, SegmentGrant *grant)
 	grant->start = range_start;
 	grant->end = range_end;
 	grant->step = step;
+	grant->relid = relid;
+	grant->fence = fence;
+	grant->commit_lsn = XactLastCommitEnd;
+
+	/*
+	 * Which commit the standbys must have before the range is used: none if
+	 * a fence they have covers it; the one that wrote the fence read above
+	 * if that fence covers it (known exactly if this worker wrote it, else
+	 * bounded by read_lsn); otherwise this grant's own.
+	 */
+	if (!has_fence || range_end <= confirmed_fence)
+		grant->need_lsn = InvalidXLogRecPtr;
+	else if (old_fence >= range_end)
+		grant->need_lsn = (old_fence == known_fence && !XLogRecPtrIsInvalid(known_fence_lsn)) ?
+			known_fence_lsn : read_lsn;
+	else
+		grant->need_lsn = XactLastCommitEnd;
 }

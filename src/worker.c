@@ -9,9 +9,11 @@
  *
  * The idgen worker grants segment ranges (segment.c, segment_grant.c): it
  * sleeps on its latch, which callers set when a tag needs a range, and looks
- * at every tag once a second in case a wake-up was missed.  Its session runs
- * with synchronous_commit = on regardless of the server's setting, because
- * the grants it commits protect uniqueness across crashes.
+ * at every tag once a second in case a wake-up was missed, or every
+ * IDGEN_WORKER_HELD_BACK_NAP_MS while a granted range waits for the
+ * standbys to confirm its fence (nothing wakes it when they do).  Its
+ * session runs with synchronous_commit = on regardless of the server's
+ * setting, because the grants it commits protect uniqueness across crashes.
  *
  * Both sessions run with search_path = pg_catalog: they run as the bootstrap
  * superuser, so nothing a database owner puts on the path may resolve in
@@ -47,6 +49,7 @@
 #include "worker.h"
 
 #define IDGEN_WORKER_NAP_MS			1000
+#define IDGEN_WORKER_HELD_BACK_NAP_MS	10
 #define IDGEN_PROBE_LOCK_TIMEOUT	"5s"
 
 static void
@@ -114,8 +117,9 @@ idgen_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		worker_nap(IDGEN_WORKER_NAP_MS);
-		segment_worker_serve();
+		bool		held_back = segment_worker_serve();
+
+		worker_nap(held_back ? IDGEN_WORKER_HELD_BACK_NAP_MS : IDGEN_WORKER_NAP_MS);
 	}
 }
 

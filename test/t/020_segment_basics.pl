@@ -15,7 +15,11 @@
 #    further; after more than twice the duration idle the next grant halves
 #    it, and never below the tag's own step.
 #  - The tag limit: with idgen.segment_max_tags = 3, three tags work and a
-#    fourth fails with SQLSTATE 54000; dropping one frees its place.
+#    fourth fails with SQLSTATE 53400; dropping one frees its place.  Calls
+#    for unknown tags take no place, even when they are cancelled while
+#    they wait (here for a lock on idgen.segment_alloc).
+#  - idgen.segment_interleave_index not below the count: the server
+#    refuses to start, and says why.
 #  - Interleaving: two independent servers with
 #    idgen.segment_interleave_count = 2 and index 0 / 1, each with its own
 #    tag start 1 step 10, take alternate blocks of 10 and never overlap.
@@ -315,7 +319,11 @@ idgen.segment_wait_timeout = 500
 
 # No database segdb yet, so no worker serves the tags: a call waits
 # idgen.segment_wait_timeout, then gives up with IG011.
-$inodes[0]->safe_psql('postgres', 'CREATE EXTENSION idgen');
+$inodes[0]->safe_psql('postgres', q{
+CREATE EXTENSION idgen;
+SELECT idgen.segment_create('i');
+SELECT idgen.segment_create('i2');
+});
 my $t0 = Time::HiRes::time();
 my $r = try_sql($inodes[0], "SELECT idgen.segment_next('i')");
 my $elapsed = Time::HiRes::time() - $t0;
@@ -412,7 +420,40 @@ is($node->safe_psql('postgres', "SELECT idgen.segment_next('t4')"), '1',
 $r = try_sql($node, "SELECT idgen.segment_next('t2')");
 is($r->{sqlstate}, '42704', 'limit: the dropped tag is unknown');
 
+# Calls for unknown tags take no place: not when they fail at once, and not
+# when they are cancelled while they wait (here for the lock that the check
+# whether the tag exists needs).
+$node->safe_psql('postgres', "SELECT idgen.segment_drop('t3'), idgen.segment_drop('t4')");
+$r = try_sql($node, "SELECT idgen.segment_next('junk0')");
+is($r->{sqlstate}, '42704', 'unknown tag: 42704 at once');
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE idgen.segment_alloc IN ACCESS EXCLUSIVE MODE');
+for my $t (qw(junk1 junk2))
+{
+	$r = try_sql($node,
+		"SET statement_timeout = '300ms';\nSELECT idgen.segment_next('$t');");
+	is($r->{sqlstate}, '57014', "unknown tag: a waiting call for $t is cancelled");
+}
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+is($node->safe_psql('postgres', "SELECT string_agg(tag, ',') FROM idgen.segment_buffers()"),
+	't1', 'unknown tags: no slot kept for them');
+$node->safe_psql('postgres', "SELECT idgen.segment_create('t5'), idgen.segment_create('t6')");
+is($node->safe_psql('postgres',
+		"SELECT idgen.segment_next('t5') || ',' || idgen.segment_next('t6')"),
+	'1,1', 'unknown tags: the two free places go to real tags');
+
 $node->stop;
+
+# idgen.segment_interleave_index must be below the count: the server
+# refuses to start, and the log says why and what to do.
+$node->append_conf('postgresql.conf',
+	"idgen.segment_interleave_count = 2\nidgen.segment_interleave_index = 2\n");
+my $log_offset = -s $node->logfile;
+ok(!$node->start(fail_ok => 1), 'interleave index 2 of 2: the server does not start');
+like(slurp_file($node->logfile, $log_offset),
+	qr/FATAL:  idgen.segment_interleave_index 2 is not below idgen.segment_interleave_count 2.*\n.*DETAIL:  .*\n.*HINT:  Give each of the N primaries a different index from 0 to N - 1\./,
+	'interleave index 2 of 2: FATAL with a hint');
 
 my $t_total = Time::HiRes::time() - $t_start;
 note(sprintf('020_segment_basics ran for %.1f s', $t_total));
