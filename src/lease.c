@@ -23,8 +23,8 @@
  * A static worker id without a coordinator has a permanent permission,
  * published at start-up.
  *
- * Locking: the permission is a seqlock of atomics (lease.h), written only by
- * the lease worker (and once at start-up); the descriptive fields of
+ * Locking: the permission is two copies of atomics and a version (lease.h),
+ * written only by the lease worker (and once at start-up); the fields of
  * LeaseShared are protected by its mutex.  This file calls nothing in the
  * Snowflake code: the lease worker raises the Snowflake state before it
  * publishes a permission and fences the floor after it withdraws one.
@@ -45,7 +45,7 @@
 
 typedef struct LeaseShared
 {
-	IdgenPermissionShared permission;	/* seqlock, see lease.h */
+	IdgenPermissionShared permission;	/* see lease.h */
 	bool		lease_mode;		/* set at start-up, read-only */
 
 	slock_t		mutex;			/* protects the fields below */
@@ -64,8 +64,9 @@ static LeaseShared *lease_shared = NULL;
 IdgenPermissionShared *idgen_permission = NULL;
 
 /*
- * Publish a new permission (or, with IDGEN_NO_WORKER, withdraw it).  One
- * writer: the lease worker, or the postmaster at start-up.
+ * Publish a new permission (or, with IDGEN_NO_WORKER, withdraw it): write
+ * the copy not in use, then switch to it.  One writer: the lease worker, or
+ * the postmaster at start-up.
  */
 static void
 permission_write(int32 worker_id, int64 generation, int64 deadline_ns,
@@ -73,15 +74,16 @@ permission_write(int32 worker_id, int64 generation, int64 deadline_ns,
 {
 	IdgenPermissionShared *p = idgen_permission;
 	uint64		version = pg_atomic_read_u64(&p->version);
+	IdgenPermissionCopy *copy = &p->copy[(version + 1) & 1];
 
+	/* readers that saw the previous switch must see it before these writes */
+	pg_write_barrier();
+	pg_atomic_write_u64(&copy->worker_id, (uint64) (int64) worker_id);
+	pg_atomic_write_u64(&copy->generation, (uint64) generation);
+	pg_atomic_write_u64(&copy->deadline_ns, (uint64) deadline_ns);
+	pg_atomic_write_u64(&copy->horizon_ms, (uint64) horizon_ms);
+	pg_write_barrier();
 	pg_atomic_write_u64(&p->version, version + 1);
-	pg_write_barrier();
-	pg_atomic_write_u64(&p->worker_id, (uint64) (int64) worker_id);
-	pg_atomic_write_u64(&p->generation, (uint64) generation);
-	pg_atomic_write_u64(&p->deadline_ns, (uint64) deadline_ns);
-	pg_atomic_write_u64(&p->horizon_ms, (uint64) horizon_ms);
-	pg_write_barrier();
-	pg_atomic_write_u64(&p->version, version + 2);
 }
 
 bool
@@ -101,6 +103,7 @@ void
 lease_shmem_init(void)
 {
 	bool		found;
+	int			i;
 
 	lease_shared = ShmemInitStruct("idgen lease", sizeof(LeaseShared), &found);
 	idgen_permission = &lease_shared->permission;
@@ -108,10 +111,15 @@ lease_shmem_init(void)
 		return;
 	memset(lease_shared, 0, sizeof(LeaseShared));
 	pg_atomic_init_u64(&idgen_permission->version, 0);
-	pg_atomic_init_u64(&idgen_permission->worker_id, (uint64) (int64) IDGEN_NO_WORKER);
-	pg_atomic_init_u64(&idgen_permission->generation, 0);
-	pg_atomic_init_u64(&idgen_permission->deadline_ns, 0);
-	pg_atomic_init_u64(&idgen_permission->horizon_ms, 0);
+	for (i = 0; i < 2; i++)
+	{
+		IdgenPermissionCopy *copy = &idgen_permission->copy[i];
+
+		pg_atomic_init_u64(&copy->worker_id, (uint64) (int64) IDGEN_NO_WORKER);
+		pg_atomic_init_u64(&copy->generation, 0);
+		pg_atomic_init_u64(&copy->deadline_ns, 0);
+		pg_atomic_init_u64(&copy->horizon_ms, 0);
+	}
 	SpinLockInit(&lease_shared->mutex);
 	lease_shared->lease_mode = idgen_leasing_configured();
 	if (!lease_shared->lease_mode)
@@ -177,6 +185,7 @@ idgen_permission_refuse(const IdgenPermission *perm)
 void
 lease_snapshot(LeaseSnapshot *snap)
 {
+	IdgenPermission perm;
 	int64		deadline;
 
 	memset(snap, 0, sizeof(*snap));
@@ -196,7 +205,8 @@ lease_snapshot(LeaseSnapshot *snap)
 	strlcpy(snap->last_error, lease_shared->last_error, sizeof(snap->last_error));
 	SpinLockRelease(&lease_shared->mutex);
 
-	deadline = (int64) pg_atomic_read_u64(&idgen_permission->deadline_ns);
+	idgen_permission_read(&perm);
+	deadline = perm.deadline_ns;
 	snap->deadline_in_ms = deadline == 0 ? -1 :
 		deadline == IDGEN_PERMANENT ? PG_INT64_MAX :
 		(deadline - idgen_monotonic_ns()) / 1000000;

@@ -18,25 +18,35 @@
 /*
  * The permission to issue Snowflake IDs: one object, published as a whole.
  * The lease worker is its only writer once the server runs (a static worker
- * id without a coordinator gets a permanent one at start-up); it rewrites
- * the fields between two increments of version, so version is odd while
- * they change (a seqlock).  snowflake_next() takes a consistent copy once
- * per ID with a few atomic loads and no lock, checks it, and checks after
- * its floor read or raise that the version has not moved since: a changed
- * version means the permission was renewed or withdrawn meanwhile, and the
- * call starts over with the new one.  Raises of the time floor re-check
- * the version under IDGEN_LWLOCK_FLOOR, so once a withdrawal has been
- * followed by one pass through that lock (snowflake_fence_floor()), no ID
- * under the withdrawn permission carries a time above the floor.
+ * id without a coordinator gets a permanent one at start-up).  It keeps two
+ * copies: it writes the one not in use and then advances version, whose
+ * low bit names the copy in use, so a reader never waits for the writer
+ * (which may be descheduled half-way), even during a write.
+ *
+ * snowflake_next() takes a consistent copy once per ID with a few atomic
+ * loads and no lock (version, the copy it names, version again), checks
+ * it, and checks after its floor read or raise that the version has not
+ * moved since: a changed version means the permission was renewed or
+ * withdrawn meanwhile, and the call starts over with the new one.  Raises
+ * of the time floor re-check the version under IDGEN_LWLOCK_FLOOR, so once
+ * a withdrawal has been followed by one pass through that lock
+ * (snowflake_fence_floor()), no ID under the withdrawn permission carries
+ * a time above the floor.
  */
+typedef struct IdgenPermissionCopy
+{
+	pg_atomic_uint64 worker_id; /* IDGEN_NO_WORKER if none */
+	pg_atomic_uint64 generation;	/* 0 for a static id */
+	pg_atomic_uint64 deadline_ns;	/* monotonic clock; 0 none,
+									 * IDGEN_PERMANENT for a static id */
+	pg_atomic_uint64 horizon_ms;	/* Unix ms */
+} IdgenPermissionCopy;
+
 typedef struct IdgenPermissionShared
 {
-	pg_atomic_uint64 version;	/* atomic; odd while being rewritten */
-	pg_atomic_uint64 worker_id; /* atomic, under version; IDGEN_NO_WORKER if none */
-	pg_atomic_uint64 generation;	/* atomic, under version; 0 = static */
-	pg_atomic_uint64 deadline_ns;	/* atomic, under version; monotonic clock;
-									 * 0 none, PG_INT64_MAX permanent */
-	pg_atomic_uint64 horizon_ms;	/* atomic, under version; Unix ms */
+	pg_atomic_uint64 version;	/* atomic; low bit: the copy in use */
+	IdgenPermissionCopy copy[2];	/* atomics; the one not in use is
+									 * written only by the lease worker */
 } IdgenPermissionShared;
 
 #define IDGEN_NO_WORKER			(-1)
@@ -62,20 +72,20 @@ idgen_permission_read(IdgenPermission *perm)
 	for (;;)
 	{
 		uint64		version = pg_atomic_read_u64(&shared->version);
+		IdgenPermissionCopy *copy = &shared->copy[version & 1];
 
 		pg_read_barrier();
-		perm->worker_id = (int32) (int64) pg_atomic_read_u64(&shared->worker_id);
-		perm->generation = (int64) pg_atomic_read_u64(&shared->generation);
-		perm->deadline_ns = (int64) pg_atomic_read_u64(&shared->deadline_ns);
-		perm->horizon_ms = (int64) pg_atomic_read_u64(&shared->horizon_ms);
+		perm->worker_id = (int32) (int64) pg_atomic_read_u64(&copy->worker_id);
+		perm->generation = (int64) pg_atomic_read_u64(&copy->generation);
+		perm->deadline_ns = (int64) pg_atomic_read_u64(&copy->deadline_ns);
+		perm->horizon_ms = (int64) pg_atomic_read_u64(&copy->horizon_ms);
 		pg_read_barrier();
-		if (likely((version & 1) == 0 &&
-				   pg_atomic_read_u64(&shared->version) == version))
+		/* two publications meanwhile could have rewritten our copy */
+		if (likely(pg_atomic_read_u64(&shared->version) == version))
 		{
 			perm->version = version;
 			return;
 		}
-		pg_spin_delay();
 	}
 }
 

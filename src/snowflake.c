@@ -44,20 +44,22 @@
  * once the lease worker has withdrawn a permission and passed through the
  * floor lock (snowflake_fence_floor()), the floor bounds every ID that can
  * still leave under the withdrawn permission, which is what it reports to
- * the coordinator when it gives the id back.  At start-up the state word is set to the
- * floor's tick with its sequence used up: after a clean or crash restart
- * with the clock behind the floor, calls refuse (IG002) until the clock has
- * passed it.  Replayed floors (crash recovery, standbys) raise the state
- * word too, so a promoted standby starts above its old primary's floor.
+ * the coordinator when it gives the id back.
+ *
+ * At start-up the state word is set to the floor's tick with its sequence
+ * used up: after a clean or crash restart with the clock behind the floor,
+ * calls refuse (IG002) until the clock has passed it.  Replayed floors
+ * (crash recovery, standbys) raise the state word too, so a promoted
+ * standby starts above its old primary's floor.
  *
  * Locking: last_issued, floor_ms and issued_since_start are atomics read
  * without locks; floor_ms is written only under IDGEN_LWLOCK_FLOOR after
  * the new value is durable, and floor_raised is broadcast whenever that
- * lock is released after a raise.  recorded_layout and
- * the unusable flag are set in the postmaster at start-up, and afterwards
- * only under IDGEN_LWLOCK_FLOOR by WAL replay (a primary with another
- * layout); unusable only ever goes from false to true, so readers check it
- * without the lock.
+ * lock is released after a raise.  The permission is lease.h's.
+ * recorded_layout and the unusable flag are set in the postmaster at
+ * start-up, and afterwards only under IDGEN_LWLOCK_FLOOR by WAL replay (a
+ * primary with another layout); unusable only ever goes from false to
+ * true, so readers check it without the lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -98,7 +100,8 @@ typedef struct SnowflakeShared
 		char		pad[PG_CACHE_LINE_SIZE];
 	};
 	pg_atomic_uint64 floor_ms;	/* atomic; written under IDGEN_LWLOCK_FLOOR */
-	ConditionVariable floor_raised; /* broadcast when a raise releases the lock */
+	ConditionVariable floor_raised; /* broadcast when a raise lets go of
+									 * IDGEN_LWLOCK_FLOOR */
 	pg_atomic_uint32 issued_since_start;	/* atomic flag: last_issued is an
 											 * ID issued by this server, not a
 											 * floor (start-up, WAL, handover) */
@@ -427,7 +430,8 @@ snowflake_fence_floor(void)
  * Nothing is raised for a permission that is no longer the published one.
  */
 static void
-snowflake_raise_floor(int64 needed_ms, bool must_wait, const IdgenPermission *perm)
+snowflake_raise_floor(int64 needed_ms, bool must_wait,
+					  const IdgenPermission *perm)
 {
 	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_FLOOR);
 	ConditionVariable *cv = &snowflake_shared->floor_raised;

@@ -74,7 +74,7 @@ sub id_ms
 }
 
 # Hold a backend where a preemption would hurt most: just after it read
-# its permission (the seqlock's closing read of the version, the second
+# its permission (the closing read of the permission's version, the second
 # read of it in a call), before it reads the floor.  gdb stops it there
 # with a read watchpoint; it touches "$dir/armed" once the watchpoint is
 # set, "$dir/hit" when the backend stops, and lets it go (and detaches)
