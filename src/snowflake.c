@@ -438,24 +438,42 @@ snowflake_raise_floor(int64 needed_ms, bool must_wait,
 	int64		reserve = idgen_time_floor_reserve_ms;
 
 	/*
-	 * The holder may be waiting for synchronous standbys (at most
-	 * idgen.sync_standby_timeout): sleep on the condition variable it
-	 * broadcasts when it lets go, interruptibly (an LWLock wait is not), and
-	 * stop as soon as someone else's raise has covered what we need.
+	 * The holder may be waiting for synchronous standbys: sleep on the
+	 * condition variable it broadcasts when it lets go, interruptibly (an
+	 * LWLock wait is not), and stop as soon as someone else's raise has
+	 * covered what we need.  The wait has the standby wait's bound, so that
+	 * callers queued behind one another do not add their waits up.
 	 */
 	if (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
 	{
+		int64		deadline_ns;
+
 		if (!must_wait)
 			return;
+		deadline_ns = idgen_monotonic_ns() +
+			(int64) idgen_sync_standby_timeout_ms * NS_PER_MS;
 		ConditionVariablePrepareToSleep(cv);
 		while (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
 		{
+			int64		remaining_ms;
+
 			if (needed_ms <= (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms))
 			{
 				ConditionVariableCancelSleep();
 				return;
 			}
-			ConditionVariableSleep(cv, PG_WAIT_EXTENSION);
+			remaining_ms = (deadline_ns - idgen_monotonic_ns()) / NS_PER_MS;
+			if (remaining_ms <= 0)
+			{
+				ConditionVariableCancelSleep();
+				ereport(ERROR,
+						(errcode(IDGEN_ERRCODE_STANDBY_TIMEOUT),
+						 errmsg("the Snowflake time floor was not raised within %d ms",
+								idgen_sync_standby_timeout_ms),
+						 errdetail("Another call was raising it and waiting for the synchronous standbys to confirm when idgen.sync_standby_timeout ran out."),
+						 errhint("No ID was handed out. Check the synchronous standbys (pg_stat_replication); calls succeed again once they confirm.")));
+			}
+			(void) ConditionVariableTimedSleep(cv, (long) remaining_ms, PG_WAIT_EXTENSION);
 		}
 		ConditionVariableCancelSleep();
 	}
