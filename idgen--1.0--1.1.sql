@@ -958,3 +958,14 @@ REVOKE EXECUTE ON FUNCTION
     lease_renew(integer, bigint, text, integer, bigint),
     lease_release(integer, bigint, text, bigint) FROM PUBLIC;
 
+
+
+-- Lease tables are no longer dumped by pg_dump: they are a coordinator's
+-- live state and audit trail, not configuration (see idgen--1.1.sql).
+-- Dropping a table from the extension removes its config-dump mark.
+ALTER EXTENSION idgen DROP TABLE lease_layout;
+ALTER EXTENSION idgen ADD TABLE lease_layout;
+ALTER EXTENSION idgen DROP TABLE leases;
+ALTER EXTENSION idgen ADD TABLE leases;
+ALTER EXTENSION idgen DROP TABLE lease_history;
+ALTER EXTENSION idgen ADD TABLE lease_history;

@@ -650,9 +650,12 @@ CREATE TABLE lease_history (
     PRIMARY KEY (worker_id, generation)
 );
 
-SELECT pg_catalog.pg_extension_config_dump('lease_layout', '');
-SELECT pg_catalog.pg_extension_config_dump('leases', '');
-SELECT pg_catalog.pg_extension_config_dump('lease_history', '');
+-- None of the three is marked for pg_dump (pg_extension_config_dump): they
+-- are the live state of this server as a coordinator (and its audit trail),
+-- not configuration.  A restored copy must not make its server treat the
+-- source's holders as live, and its own lease worker writes them from the
+-- moment CREATE EXTENSION has run, so restored rows would collide with its
+-- rows (a sectioned or parallel pg_restore into a running server).
 
 -- The coordinator's lease locks (src/lease_locks.c): lock tags no SQL
 -- outside these functions can take, so that no role able to connect can

@@ -32,6 +32,7 @@ int			idgen_timestamp_warn_years = 5;
 
 int			idgen_max_clock_wait_ms = 10;
 int			idgen_time_floor_reserve_ms = 500;
+int			idgen_sync_standby_timeout_ms = 10000;
 bool		idgen_require_clock_sync = false;
 
 char	   *idgen_coordinator = NULL;
@@ -281,6 +282,13 @@ idgen_define_gucs(void)
 							"Larger values mean fewer durable writes but a longer refusal after a crash restart.",
 							&idgen_time_floor_reserve_ms,
 							500, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.sync_standby_timeout",
+							"Longest idgen waits for synchronous standbys to confirm a new time floor or a segment grant.",
+							"The caller then gets an error (SQLSTATE IG009) and nothing depending on it is handed out.",
+							&idgen_sync_standby_timeout_ms,
+							10000, 1, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("idgen.require_clock_sync",

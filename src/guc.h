@@ -22,6 +22,7 @@ extern int	idgen_timestamp_warn_years;
 extern int	idgen_max_clock_wait_ms;
 extern int	idgen_time_floor_reserve_ms;
 extern bool idgen_require_clock_sync;
+extern int	idgen_sync_standby_timeout_ms;
 
 /* Worker-id leases */
 extern char *idgen_coordinator;

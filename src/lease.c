@@ -1,11 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * lease.c
- *	  Shared lease state: what the lease worker (lease_worker.c) has
- *	  obtained from the coordinator, and the check snowflake_next() makes
- *	  before every ID in leased mode.
+ *	  The permission to issue Snowflake IDs and the lease state behind it:
+ *	  what the lease worker (lease_worker.c) has obtained from the
+ *	  coordinator, published for snowflake_next() and idgen.status.
  *
- * snowflake_next() never waits for the worker.  It checks two atomics:
+ * The permission (lease.h) holds the worker id, the holding's generation
+ * and two limits, and snowflake_next() reads it once per ID without a lock:
  *
  *	- deadline_ns, on the monotonic clock: the node's own end of the lease,
  *	  the start of the last successful renewal plus idgen.lease_ttl minus a
@@ -19,8 +20,14 @@
  *	  the id over later starts above it, so a handover is safe even between
  *	  hosts whose clocks disagree.
  *
- * Locking: deadline_ns and horizon_ms are atomics, written only by the
- * lease worker; the descriptive fields are protected by mutex.
+ * A static worker id without a coordinator has a permanent permission,
+ * published at start-up.
+ *
+ * Locking: the permission is two copies of atomics and a version (lease.h),
+ * written only by the lease worker (and once at start-up); the fields of
+ * LeaseShared are protected by its mutex.  This file calls nothing in the
+ * Snowflake code: the lease worker raises the Snowflake state before it
+ * publishes a permission and fences the floor after it withdraws one.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,13 +41,11 @@
 #include "clock.h"
 #include "guc.h"
 #include "lease.h"
-#include "snowflake.h"
 #include "stats.h"
 
 typedef struct LeaseShared
 {
-	pg_atomic_uint64 deadline_ns;	/* atomic; 0 = no lease */
-	pg_atomic_uint64 horizon_ms;	/* atomic */
+	IdgenPermissionShared permission;	/* see lease.h */
 	bool		lease_mode;		/* set at start-up, read-only */
 
 	slock_t		mutex;			/* protects the fields below */
@@ -54,6 +59,32 @@ typedef struct LeaseShared
 } LeaseShared;
 
 static LeaseShared *lease_shared = NULL;
+
+/* &lease_shared->permission, for the inline readers in lease.h */
+IdgenPermissionShared *idgen_permission = NULL;
+
+/*
+ * Publish a new permission (or, with IDGEN_NO_WORKER, withdraw it): write
+ * the copy not in use, then switch to it.  One writer: the lease worker, or
+ * the postmaster at start-up.
+ */
+static void
+permission_write(int32 worker_id, int64 generation, int64 deadline_ns,
+				 int64 horizon_ms)
+{
+	IdgenPermissionShared *p = idgen_permission;
+	uint64		version = pg_atomic_read_u64(&p->version);
+	IdgenPermissionCopy *copy = &p->copy[(version + 1) & 1];
+
+	/* readers that saw the previous switch must see it before these writes */
+	pg_write_barrier();
+	pg_atomic_write_u64(&copy->worker_id, (uint64) (int64) worker_id);
+	pg_atomic_write_u64(&copy->generation, (uint64) generation);
+	pg_atomic_write_u64(&copy->deadline_ns, (uint64) deadline_ns);
+	pg_atomic_write_u64(&copy->horizon_ms, (uint64) horizon_ms);
+	pg_write_barrier();
+	pg_atomic_write_u64(&p->version, version + 1);
+}
 
 bool
 idgen_lease_mode(void)
@@ -72,15 +103,27 @@ void
 lease_shmem_init(void)
 {
 	bool		found;
+	int			i;
 
 	lease_shared = ShmemInitStruct("idgen lease", sizeof(LeaseShared), &found);
+	idgen_permission = &lease_shared->permission;
 	if (found)
 		return;
 	memset(lease_shared, 0, sizeof(LeaseShared));
-	pg_atomic_init_u64(&lease_shared->deadline_ns, 0);
-	pg_atomic_init_u64(&lease_shared->horizon_ms, 0);
+	pg_atomic_init_u64(&idgen_permission->version, 0);
+	for (i = 0; i < 2; i++)
+	{
+		IdgenPermissionCopy *copy = &idgen_permission->copy[i];
+
+		pg_atomic_init_u64(&copy->worker_id, (uint64) (int64) IDGEN_NO_WORKER);
+		pg_atomic_init_u64(&copy->generation, 0);
+		pg_atomic_init_u64(&copy->deadline_ns, 0);
+		pg_atomic_init_u64(&copy->horizon_ms, 0);
+	}
 	SpinLockInit(&lease_shared->mutex);
 	lease_shared->lease_mode = idgen_leasing_configured();
+	if (!lease_shared->lease_mode)
+		permission_write(idgen_worker_id, 0, IDGEN_PERMANENT, IDGEN_PERMANENT);
 	lease_shared->state = lease_shared->lease_mode ? LEASE_ACQUIRING : LEASE_STATIC;
 	lease_shared->worker_id = idgen_worker_id;
 	lease_shared->capacity = 1 << idgen_worker_bits;
@@ -107,27 +150,25 @@ lease_state_name(LeaseState state)
 	return "unknown";
 }
 
+/*
+ * snowflake_next() found that perm does not allow its ID: say why, from the
+ * permission and the lease state.  (A permanent permission allows every ID.)
+ */
 void
-lease_check_issuable(int64 start_ms)
+idgen_permission_refuse(const IdgenPermission *perm)
 {
-	uint64		deadline = pg_atomic_read_u64(&lease_shared->deadline_ns);
 	LeaseSnapshot snap;
-
-	pg_read_barrier();			/* pairs with lease_publish_held's write barrier */
-	if (likely(deadline != 0 && (int64) deadline > idgen_monotonic_ns() &&
-			   start_ms <= (int64) pg_atomic_read_u64(&lease_shared->horizon_ms)))
-		return;
 
 	lease_snapshot_effective(&snap);
 	idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_WORKER);
-	if (deadline == 0 && snap.state != LEASE_EXPIRED)
+	if (perm->worker_id == IDGEN_NO_WORKER && snap.state != LEASE_EXPIRED)
 		ereport(ERROR,
 				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
 				 errmsg("refusing to generate Snowflake IDs: no worker id lease is held"),
 				 errdetail("The lease state is \"%s\"%s%s.", lease_state_name(snap.state),
 						   snap.last_error[0] ? "; last error: " : "", snap.last_error),
 				 errhint("Check idgen.status and that the coordinator (idgen.coordinator) is reachable. idgen.uuidv7() does not need a lease.")));
-	if (deadline == 0 || (int64) deadline <= idgen_monotonic_ns())
+	if (perm->worker_id == IDGEN_NO_WORKER || perm->deadline_ns <= idgen_monotonic_ns())
 		ereport(ERROR,
 				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
 				 errmsg("refusing to generate Snowflake IDs: the worker id lease has expired"),
@@ -144,7 +185,8 @@ lease_check_issuable(int64 start_ms)
 void
 lease_snapshot(LeaseSnapshot *snap)
 {
-	uint64		deadline;
+	IdgenPermission perm;
+	int64		deadline;
 
 	memset(snap, 0, sizeof(*snap));
 	if (lease_shared == NULL)
@@ -163,9 +205,11 @@ lease_snapshot(LeaseSnapshot *snap)
 	strlcpy(snap->last_error, lease_shared->last_error, sizeof(snap->last_error));
 	SpinLockRelease(&lease_shared->mutex);
 
-	deadline = pg_atomic_read_u64(&lease_shared->deadline_ns);
+	idgen_permission_read(&perm);
+	deadline = perm.deadline_ns;
 	snap->deadline_in_ms = deadline == 0 ? -1 :
-		((int64) deadline - idgen_monotonic_ns()) / 1000000;
+		deadline == IDGEN_PERMANENT ? PG_INT64_MAX :
+		(deadline - idgen_monotonic_ns()) / 1000000;
 }
 
 /*
@@ -206,9 +250,7 @@ lease_publish_held(int32 worker_id, int64 generation, TimestampTz expires_at,
 	lease_shared->last_error[0] = '\0';
 	SpinLockRelease(&lease_shared->mutex);
 
-	pg_atomic_write_u64(&lease_shared->horizon_ms, (uint64) horizon_ms);
-	pg_write_barrier();
-	pg_atomic_write_u64(&lease_shared->deadline_ns, (uint64) deadline_ns);
+	permission_write(worker_id, generation, deadline_ns, horizon_ms);
 }
 
 void
@@ -221,11 +263,14 @@ lease_set_state(LeaseState state, const char *error)
 	SpinLockRelease(&lease_shared->mutex);
 }
 
-/* Stop issuing under the lease at once (lost, released or expired). */
+/*
+ * Stop issuing under the lease at once (lost, released or expired).  Calls
+ * that read the permission before this may still be on their way; see
+ * snowflake_fence_floor() for what they can reach.
+ */
 void
 lease_withdraw(LeaseState state, const char *error)
 {
-	pg_atomic_write_u64(&lease_shared->deadline_ns, 0);
-	snowflake_withdraw_worker();
+	permission_write(IDGEN_NO_WORKER, 0, 0, 0);
 	lease_set_state(state, error);
 }

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * lease.h
- *	  Worker-id leases: the state the lease worker shares with
- *	  snowflake_next() and idgen.status.
+ *	  Worker-id leases: the permission to issue Snowflake IDs that the lease
+ *	  worker publishes for snowflake_next(), and the lease state shown in
+ *	  idgen.status.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,6 +11,104 @@
 #define IDGEN_LEASE_H
 
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
+
+#include "clock.h"
+
+/*
+ * The permission to issue Snowflake IDs: one object, published as a whole.
+ * The lease worker is its only writer once the server runs (a static worker
+ * id without a coordinator gets a permanent one at start-up).  It keeps two
+ * copies: it writes the one not in use and then advances version, whose
+ * low bit names the copy in use, so a reader never waits for the writer
+ * (which may be descheduled half-way), even during a write.
+ *
+ * snowflake_next() takes a consistent copy once per ID with a few atomic
+ * loads and no lock (version, the copy it names, version again), checks
+ * it, and checks after its floor read or raise that the version has not
+ * moved since: a changed version means the permission was renewed or
+ * withdrawn meanwhile, and the call starts over with the new one.  Raises
+ * of the time floor re-check the version under IDGEN_LWLOCK_FLOOR, so once
+ * a withdrawal has been followed by one pass through that lock
+ * (snowflake_fence_floor()), no ID under the withdrawn permission carries
+ * a time above the floor.
+ */
+typedef struct IdgenPermissionCopy
+{
+	pg_atomic_uint64 worker_id; /* IDGEN_NO_WORKER if none */
+	pg_atomic_uint64 generation;	/* 0 for a static id */
+	pg_atomic_uint64 deadline_ns;	/* monotonic clock; 0 none,
+									 * IDGEN_PERMANENT for a static id */
+	pg_atomic_uint64 horizon_ms;	/* Unix ms */
+} IdgenPermissionCopy;
+
+typedef struct IdgenPermissionShared
+{
+	pg_atomic_uint64 version;	/* atomic; low bit: the copy in use */
+	IdgenPermissionCopy copy[2];	/* atomics; the one not in use is
+									 * written only by the lease worker */
+} IdgenPermissionShared;
+
+#define IDGEN_NO_WORKER			(-1)
+#define IDGEN_PERMANENT			PG_INT64_MAX
+
+/* A consistent copy of the permission. */
+typedef struct IdgenPermission
+{
+	uint64		version;
+	int32		worker_id;
+	int64		generation;
+	int64		deadline_ns;
+	int64		horizon_ms;
+} IdgenPermission;
+
+extern PGDLLIMPORT IdgenPermissionShared *idgen_permission;
+
+static inline void
+idgen_permission_read(IdgenPermission *perm)
+{
+	IdgenPermissionShared *shared = idgen_permission;
+
+	for (;;)
+	{
+		uint64		version = pg_atomic_read_u64(&shared->version);
+		IdgenPermissionCopy *copy = &shared->copy[version & 1];
+
+		pg_read_barrier();
+		perm->worker_id = (int32) (int64) pg_atomic_read_u64(&copy->worker_id);
+		perm->generation = (int64) pg_atomic_read_u64(&copy->generation);
+		perm->deadline_ns = (int64) pg_atomic_read_u64(&copy->deadline_ns);
+		perm->horizon_ms = (int64) pg_atomic_read_u64(&copy->horizon_ms);
+		pg_read_barrier();
+		/* two publications meanwhile could have rewritten our copy */
+		if (likely(pg_atomic_read_u64(&shared->version) == version))
+		{
+			perm->version = version;
+			return;
+		}
+	}
+}
+
+/* May an ID whose tick starts at start_ms go out under this permission? */
+static inline bool
+idgen_permission_allows(const IdgenPermission *perm, int64 start_ms)
+{
+	return perm->worker_id != IDGEN_NO_WORKER &&
+		start_ms <= perm->horizon_ms &&
+		(perm->deadline_ns == IDGEN_PERMANENT ||
+		 perm->deadline_ns > idgen_monotonic_ns());
+}
+
+/* Is perm still the one published (not renewed or withdrawn since)? */
+static inline bool
+idgen_permission_current(const IdgenPermission *perm)
+{
+	pg_read_barrier();
+	return pg_atomic_read_u64(&idgen_permission->version) == perm->version;
+}
+
+/* Refuse an ID the permission does not allow, saying why (lease state). */
+extern void idgen_permission_refuse(const IdgenPermission *perm) pg_attribute_noreturn();
 
 typedef enum LeaseState
 {
@@ -21,6 +120,9 @@ typedef enum LeaseState
 	LEASE_CONFLICT				/* static id held elsewhere, lease lost, or layout refused */
 } LeaseState;
 
+/* snowflake_next() without a permission: no worker id */
+#define IDGEN_ERRCODE_NO_WORKER_ID	MAKE_SQLSTATE('I','G','0','0','5')
+
 /* SQLSTATEs raised by the coordinator's lease functions */
 #define IDGEN_SQLSTATE_LAYOUT		"IG006"
 #define IDGEN_SQLSTATE_CONFLICT		"IG007"
@@ -31,9 +133,6 @@ extern bool idgen_lease_mode(void);
 
 extern Size lease_shmem_size(void);
 extern void lease_shmem_init(void);
-
-/* For snowflake_next(): may an ID whose tick starts at start_ms go out? */
-extern void lease_check_issuable(int64 start_ms);
 
 /* For idgen.status and idgen.bit_budget() */
 typedef struct LeaseSnapshot

@@ -99,6 +99,24 @@ static int64 held_horizon_ms = 0;
 static int64 held_previous_floor_ms = 0;	/* the id's floor when we took it */
 static int32 held_in_use = -1;	/* ids in use, as counted at acquisition */
 
+/*
+ * pg_cancel_backend() on the worker.  PostgreSQL's handler would turn it
+ * into an ERROR that, outside a call, ends the worker and gives its lease
+ * back; a cancel must not cost the node its worker id.  It is logged and
+ * otherwise ignored: every coordinator call has a timeout of its own.
+ */
+static volatile sig_atomic_t cancel_requested = false;
+
+static void
+lease_worker_sigint(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	cancel_requested = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
 static int
 lease_margin_s(void)
 {
@@ -666,28 +684,29 @@ lease_acquire(LeaseCall *call)
 					held_worker_id, (long long) held_generation, in_use, capacity)));
 
 	/*
-	 * The first renewal records the horizon on the coordinator and publishes
-	 * the deadline; only then is the id published, above everything its
-	 * previous holders may have issued.  So no ID ever carries this id
-	 * before a horizon covering it is durable on the coordinator, even from
-	 * a backend that passed its lease check under the previous holding.
+	 * Raise the Snowflake state above everything the id's previous holders
+	 * may have issued; then the first renewal records the horizon on the
+	 * coordinator and only after that publishes the permission.  So no ID
+	 * ever carries this id before a horizon covering it is durable on the
+	 * coordinator.
 	 */
+	snowflake_raise_for_holding(previous_floor_ms);
 	if (!lease_renew(&renew))
 	{
 		*call = renew;
 		return false;
 	}
-	snowflake_publish_worker(held_worker_id, previous_floor_ms);
 	return true;
 }
 
 /*
- * Clean shutdown: stop issuing, then give the id back with the time floor
- * actually reached instead of the lease's horizon, so that the next holder
- * (often this node after a restart) need not wait for the horizon.  A call
- * that passed its lease check just before the withdrawal can still raise
- * the local floor by at most idgen.time_floor_reserve, which the reported
- * floor allows for.
+ * Clean shutdown: withdraw the permission, then give the id back with the
+ * time floor actually reached instead of the lease's horizon, so that the
+ * next holder (often this node after a restart) need not wait for the
+ * horizon.  Calls that read the permission before the withdrawal may still
+ * be on their way, one of them perhaps in the middle of raising the floor
+ * to the current time: snowflake_fence_floor() waits for such a raise and
+ * returns a floor that no ID under the withdrawn permission can exceed.
  */
 static void
 lease_release_at_exit(int code, Datum arg)
@@ -701,8 +720,7 @@ lease_release_at_exit(int code, Datum arg)
 	if (use_local)
 		AbortOutOfAnyTransaction();
 	lease_withdraw(LEASE_ACQUIRING, "released at shutdown");
-	floor_ms = Max(snowflake_durable_floor_ms() + idgen_time_floor_reserve_ms + 1000,
-				   held_previous_floor_ms);
+	floor_ms = Max(snowflake_fence_floor(), held_previous_floor_ms);
 	floor_ms = Min(floor_ms, Max(held_horizon_ms, held_previous_floor_ms));
 	params[0] = psprintf("%d", held_worker_id);
 	params[1] = psprintf("%lld", (long long) held_generation);
@@ -736,6 +754,7 @@ idgen_lease_worker_main(Datum main_arg)
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGINT, lease_worker_sigint);
 	BackgroundWorkerUnblockSignals();
 
 	use_local = (idgen_coordinator[0] == '\0');
@@ -783,6 +802,13 @@ idgen_lease_worker_main(Datum main_arg)
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
+		if (cancel_requested)
+		{
+			cancel_requested = false;
+			ereport(LOG,
+					(errmsg("idgen lease worker: ignoring a cancel request; the worker keeps its lease"),
+					 errhint("To make the worker give its lease back, terminate it (pg_terminate_backend) or stop the server.")));
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -807,8 +833,6 @@ idgen_lease_worker_main(Datum main_arg)
 				{
 					if (snap.state != LEASE_HELD)
 						ereport(LOG, (errmsg("idgen lease worker: lease of worker id %d renewed", held_worker_id)));
-					if (snap.state == LEASE_EXPIRED)
-						snowflake_publish_worker(held_worker_id, 0);
 					failures = 0;
 					next_renew_ns = idgen_monotonic_ns() + (int64) idgen_lease_ttl_s * NS_PER_S / 3;
 				}

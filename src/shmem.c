@@ -24,9 +24,12 @@
  *	- Structures are initialised once, in the postmaster (or a standalone
  *	  backend), under AddinShmemInitLock; nothing is taken after that.
  *	- No lock is held while waiting for the clock.  The floor LWLock is held
- *	  across the floor's WAL flush, fsync and wait for synchronous standbys;
- *	  others wait for it with LWLockConditionalAcquire in a loop that
- *	  services interrupts, never in an uninterruptible LWLock wait.
+ *	  across the floor's WAL flush, fsync and wait for synchronous standbys
+ *	  (at most idgen.sync_standby_timeout); other backends sleep on a
+ *	  condition variable that the holder broadcasts when it lets go, never
+ *	  in an uninterruptible LWLock wait.  Only the lease worker waits for
+ *	  the lock itself, once, when it withdraws the permission to issue
+ *	  (snowflake_fence_floor()).
  *
  *-------------------------------------------------------------------------
  */

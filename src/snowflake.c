@@ -11,9 +11,11 @@
  *	| 0 | ticks since idgen.epoch (41) | worker id (10)| sequence (12)|
  *	+---+------------------------------+--------------+--------------+
  *
- * All backends of a server share one worker id and one 64-bit state word,
- * last_issued = (tick << sequence_bits) | sequence, updated by
- * compare-and-swap.  A call reads the state word, then the clock (in that
+ * All backends of a server share one 64-bit state word, last_issued =
+ * (tick << sequence_bits) | sequence, updated by compare-and-swap, and
+ * issue under one permission (lease.h): the worker id, and in leased mode
+ * the lease's deadline and time horizon, read once per ID without a lock.
+ * A call reads the permission and the state word, then the clock (in that
  * order: a tick published by another backend was read from the clock before
  * our read of the state, so a clock reading below it means the clock really
  * went back), and then:
@@ -29,22 +31,35 @@
  *
  * Durable time floor: before an ID whose tick starts after floor_ms leaves
  * this file, floor_ms is raised to that time plus idgen.time_floor_reserve
- * and made durable (timefloor.c: WAL flush, synchronous standbys, fsynced
- * file).  The raise is started early, once issued time is within half the
- * reserve of the floor, by whichever backend gets the lock without waiting,
- * so callers rarely wait for it.  At start-up the state word is set to the
- * floor's tick with its sequence used up: after a clean or crash restart
- * with the clock behind the floor, calls refuse (IG002) until the clock has
- * passed it.  Replayed floors (crash recovery, standbys) raise the state
- * word too, so a promoted standby starts above its old primary's floor.
+ * and made durable (timefloor.c: WAL flush, synchronous standbys within
+ * idgen.sync_standby_timeout, fsynced file).  The raise is started early,
+ * once issued time is within half the reserve of the floor, by whichever
+ * backend gets the lock without waiting, so callers rarely wait for it;
+ * those that must wait sleep on a condition variable until it is done.
  *
- * Locking: last_issued, floor_ms, worker_id and issued_since_start are
- * atomics read without locks; floor_ms is written only under
- * IDGEN_LWLOCK_FLOOR after the new value is durable.  recorded_layout and
- * the unusable flag are set in the postmaster at start-up, and afterwards
- * only under IDGEN_LWLOCK_FLOOR by WAL replay (a primary with another
- * layout); unusable only ever goes from false to true, so readers check it
- * without the lock.
+ * Permission and floor together: a raise re-checks, under the floor lock,
+ * that the permission the caller read is still the published one, and the
+ * call checks it again after its floor read or raise; an ID goes out only
+ * with a tick starting at or below a floor read under its permission.  So
+ * once the lease worker has withdrawn a permission and passed through the
+ * floor lock (snowflake_fence_floor()), the floor bounds every ID that can
+ * still leave under the withdrawn permission, which is what it reports to
+ * the coordinator when it gives the id back.
+ *
+ * At start-up the state word is set to the floor's tick with its sequence
+ * used up: after a clean or crash restart with the clock behind the floor,
+ * calls refuse (IG002) until the clock has passed it.  Replayed floors
+ * (crash recovery, standbys) raise the state word too, so a promoted
+ * standby starts above its old primary's floor.
+ *
+ * Locking: last_issued, floor_ms and issued_since_start are atomics read
+ * without locks; floor_ms is written only under IDGEN_LWLOCK_FLOOR after
+ * the new value is durable, and floor_raised is broadcast whenever that
+ * lock is released after a raise.  The permission is lease.h's.
+ * recorded_layout and the unusable flag are set in the postmaster at
+ * start-up, and afterwards only under IDGEN_LWLOCK_FLOOR by WAL replay (a
+ * primary with another layout); unusable only ever goes from false to
+ * true, so readers check it without the lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,11 +72,13 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "clock.h"
 #include "guc.h"
@@ -72,7 +89,6 @@
 #include "stats.h"
 #include "timefloor.h"
 
-#define SNOWFLAKE_NO_WORKER		PG_UINT32_MAX
 #define NS_PER_MS				INT64CONST(1000000)
 #define MS_PER_YEAR				(365.2425 * 86400.0 * 1000.0)
 
@@ -84,7 +100,8 @@ typedef struct SnowflakeShared
 		char		pad[PG_CACHE_LINE_SIZE];
 	};
 	pg_atomic_uint64 floor_ms;	/* atomic; written under IDGEN_LWLOCK_FLOOR */
-	pg_atomic_uint32 worker_id; /* atomic; SNOWFLAKE_NO_WORKER if none */
+	ConditionVariable floor_raised; /* broadcast when a raise lets go of
+									 * IDGEN_LWLOCK_FLOOR */
 	pg_atomic_uint32 issued_since_start;	/* atomic flag: last_issued is an
 											 * ID issued by this server, not a
 											 * floor (start-up, WAL, handover) */
@@ -237,6 +254,7 @@ static void
 snowflake_shmem_exit(int code, Datum arg)
 {
 	IdgenFloorRecord rec;
+	IdgenPermission perm;
 	uint64		last;
 	int64		last_ms;
 
@@ -252,7 +270,8 @@ snowflake_shmem_exit(int code, Datum arg)
 	memset(&rec, 0, sizeof(rec));
 	snowflake_current_layout(&rec.layout);
 	rec.floor_ms = last_ms;
-	rec.worker_id = (int32) pg_atomic_read_u32(&snowflake_shared->worker_id);
+	idgen_permission_read(&perm);
+	rec.worker_id = perm.worker_id;
 	idgen_floor_write_file(&rec);
 }
 
@@ -313,10 +332,7 @@ snowflake_shmem_init(void)
 
 	pg_atomic_init_u64(&snowflake_shared->floor_ms, (uint64) Max(floor_ms, 0));
 	pg_atomic_init_u64(&snowflake_shared->last_issued, state_for_floor(floor_ms));
-	/* a static id without a coordinator is ours at once; others are leased */
-	pg_atomic_init_u32(&snowflake_shared->worker_id,
-					   !idgen_leasing_configured() ?
-					   (uint32) idgen_worker_id : SNOWFLAKE_NO_WORKER);
+	ConditionVariableInit(&snowflake_shared->floor_raised);
 	pg_atomic_init_u32(&snowflake_shared->issued_since_start, 0);
 
 	if (!IsUnderPostmaster)
@@ -377,72 +393,115 @@ snowflake_replay_floor(const IdgenFloorRecord *rec)
 }
 
 /*
- * Lease worker: a worker id has been leased.  First raise the state word
- * above the time floor its previous holders recorded, then publish the id.
+ * Lease worker: a worker id has been leased.  Raise the state word above the
+ * time floor its previous holders recorded, before the permission to issue
+ * with it is published.
  */
 void
-snowflake_publish_worker(int32 worker_id, int64 previous_floor_ms)
+snowflake_raise_for_holding(int64 previous_floor_ms)
 {
 	snowflake_derive_layout();
 	snowflake_raise_to_floor(previous_floor_ms);
 	pg_write_barrier();
-	pg_atomic_write_u32(&snowflake_shared->worker_id, (uint32) worker_id);
 }
 
-void
-snowflake_withdraw_worker(void)
-{
-	pg_atomic_write_u32(&snowflake_shared->worker_id, SNOWFLAKE_NO_WORKER);
-}
-
-/* The durable floor, Unix ms: nothing above it has been issued. */
+/*
+ * Lease worker, after withdrawing a permission: wait for a floor raise in
+ * progress (bounded by idgen.sync_standby_timeout) and return the floor,
+ * Unix ms.  Later raises see the withdrawal under the lock and do not
+ * happen, so no ID under the withdrawn permission carries a later time.
+ */
 int64
-snowflake_durable_floor_ms(void)
+snowflake_fence_floor(void)
 {
-	return (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms);
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_FLOOR);
+	int64		floor_ms;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	floor_ms = (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms);
+	LWLockRelease(lock);
+	return floor_ms;
 }
 
 /*
  * Raise the durable floor so that a tick starting at needed_ms may be
- * issued.  With must_wait false, give up at once if another process is
- * already raising it (the caller is still below the floor).
+ * issued under perm.  With must_wait false, give up at once if another
+ * process is already raising it (the caller is still below the floor).
+ * Nothing is raised for a permission that is no longer the published one.
  */
 static void
-snowflake_raise_floor(int64 needed_ms, bool must_wait)
+snowflake_raise_floor(int64 needed_ms, bool must_wait,
+					  const IdgenPermission *perm)
 {
 	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_FLOOR);
+	ConditionVariable *cv = &snowflake_shared->floor_raised;
 	int64		reserve = idgen_time_floor_reserve_ms;
 
 	/*
-	 * The holder may be waiting for synchronous standbys, for as long as
-	 * they take: wait for the lock in a loop that services interrupts (an
-	 * LWLock wait holds them off), and stop as soon as someone else's raise
-	 * has covered what we need.
+	 * The holder may be waiting for synchronous standbys: sleep on the
+	 * condition variable it broadcasts when it lets go, interruptibly (an
+	 * LWLock wait is not), and stop as soon as someone else's raise has
+	 * covered what we need.  The wait has the standby wait's bound, so that
+	 * callers queued behind one another do not add their waits up.
 	 */
-	while (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
+	if (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
 	{
-		if (!must_wait ||
-			needed_ms <= (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms))
+		int64		deadline_ns;
+
+		if (!must_wait)
 			return;
-		CHECK_FOR_INTERRUPTS();
-		pg_usleep(100);
+		deadline_ns = idgen_monotonic_ns() +
+			(int64) idgen_sync_standby_timeout_ms * NS_PER_MS;
+		ConditionVariablePrepareToSleep(cv);
+		while (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
+		{
+			int64		remaining_ms;
+
+			if (needed_ms <= (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms))
+			{
+				ConditionVariableCancelSleep();
+				return;
+			}
+			remaining_ms = (deadline_ns - idgen_monotonic_ns()) / NS_PER_MS;
+			if (remaining_ms <= 0)
+			{
+				ConditionVariableCancelSleep();
+				ereport(ERROR,
+						(errcode(IDGEN_ERRCODE_STANDBY_TIMEOUT),
+						 errmsg("the Snowflake time floor was not raised within %d ms",
+								idgen_sync_standby_timeout_ms),
+						 errdetail("Another call was raising it and waiting for the synchronous standbys to confirm when idgen.sync_standby_timeout ran out."),
+						 errhint("No ID was handed out. Check the synchronous standbys (pg_stat_replication); calls succeed again once they confirm.")));
+			}
+			(void) ConditionVariableTimedSleep(cv, (long) remaining_ms, PG_WAIT_EXTENSION);
+		}
+		ConditionVariableCancelSleep();
 	}
 
-	if (needed_ms > (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms) - reserve / 2)
+	PG_TRY();
 	{
-		IdgenFloorRecord rec;
+		if (idgen_permission_current(perm) &&
+			needed_ms > (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms) - reserve / 2)
+		{
+			IdgenFloorRecord rec;
 
-		memset(&rec, 0, sizeof(rec));
-		snowflake_current_layout(&rec.layout);
-		rec.floor_ms = needed_ms + reserve;
-		rec.worker_id = (int32) pg_atomic_read_u32(&snowflake_shared->worker_id);
+			memset(&rec, 0, sizeof(rec));
+			snowflake_current_layout(&rec.layout);
+			rec.floor_ms = needed_ms + reserve;
+			rec.worker_id = perm->worker_id;
 
-		idgen_floor_log_and_flush(&rec);
-		idgen_floor_write_file(&rec);
-		pg_atomic_write_u64(&snowflake_shared->floor_ms, (uint64) rec.floor_ms);
-		idgen_count_event(IDGEN_C_FLOOR_WRITES);
+			idgen_floor_log_and_flush(&rec);
+			idgen_floor_write_file(&rec);
+			pg_atomic_write_u64(&snowflake_shared->floor_ms, (uint64) rec.floor_ms);
+			idgen_count_event(IDGEN_C_FLOOR_WRITES);
+		}
 	}
-	LWLockRelease(lock);
+	PG_FINALLY();
+	{
+		LWLockRelease(lock);
+		ConditionVariableBroadcast(cv);
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -532,13 +591,11 @@ Datum
 idgen_snowflake_next(PG_FUNCTION_ARGS)
 {
 	SnowflakeShared *sf = snowflake_shared;
-	uint32		worker;
+	IdgenPermission perm;
 	uint64		next;
 	uint64		next_tick;
-	bool		leased;
 
 	snowflake_require_shared();
-	leased = idgen_lease_mode();
 
 	if (unlikely(sf->unusable))
 	{
@@ -557,19 +614,6 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 				 errdetail("A standby issues no Snowflake IDs until it is promoted."),
 				 errhint("Call idgen.snowflake_next() on the primary.")));
 
-	worker = pg_atomic_read_u32(&sf->worker_id);
-	if (unlikely(worker == SNOWFLAKE_NO_WORKER) && leased)
-		lease_check_issuable(0);	/* raises with the lease state */
-	if (unlikely(worker == SNOWFLAKE_NO_WORKER))
-	{
-		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_WORKER);
-		ereport(ERROR,
-				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
-				 errmsg("refusing to generate Snowflake IDs: no worker id is held"),
-				 errdetail("idgen.worker_id is -1, which asks for a leased worker id, and none is held."),
-				 errhint("Set idgen.worker_id to a static id that no other server uses, and restart.")));
-	}
-
 	if (unlikely(idgen_require_clock_sync))
 		snowflake_check_clock_sync();
 
@@ -578,12 +622,19 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 
 	for (;;)
 	{
-		uint64		last = pg_atomic_read_u64(&sf->last_issued);
-		int64		now_ms = idgen_realtime_ns() / NS_PER_MS;
-		uint64		last_tick = last >> sequence_shift;
+		uint64		last;
+		int64		now_ms;
+		uint64		last_tick;
 		uint64		now_tick;
 		int64		floor_ms;
 		int64		start_ms;
+
+		idgen_permission_read(&perm);
+		if (unlikely(perm.worker_id == IDGEN_NO_WORKER))
+			idgen_permission_refuse(&perm);
+		last = pg_atomic_read_u64(&sf->last_issued);
+		now_ms = idgen_realtime_ns() / NS_PER_MS;
+		last_tick = last >> sequence_shift;
 
 		if (unlikely(now_ms < idgen_epoch_ms))
 		{
@@ -627,26 +678,23 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 		}
 
 		start_ms = tick_start_ms(next_tick);
-		if (leased)
-		{
-			/*
-			 * The lease may have changed hands since the id was read: read it
-			 * again after the lease check (the worker publishes the id before
-			 * the deadline), so the ID carries the id the check vouched for.
-			 */
-			lease_check_issuable(start_ms);
-			pg_read_barrier();
-			worker = pg_atomic_read_u32(&sf->worker_id);
-			if (unlikely(worker == SNOWFLAKE_NO_WORKER))
-				continue;		/* withdrawn meanwhile: the check refuses next */
-		}
+		if (unlikely(!idgen_permission_allows(&perm, start_ms)))
+			idgen_permission_refuse(&perm);
 		floor_ms = (int64) pg_atomic_read_u64(&sf->floor_ms);
 		if (unlikely(start_ms > floor_ms - idgen_time_floor_reserve_ms / 2))
 		{
-			snowflake_raise_floor(start_ms, start_ms > floor_ms);
+			snowflake_raise_floor(start_ms, start_ms > floor_ms, &perm);
 			if (start_ms > floor_ms)
 				continue;		/* floor read again next time round */
 		}
+
+		/*
+		 * Renewed or withdrawn since we read it: start over under the
+		 * published permission.  A withdrawal after this point is covered
+		 * by the floor we read (see snowflake_fence_floor()).
+		 */
+		if (unlikely(!idgen_permission_current(&perm)))
+			continue;
 
 		if (pg_atomic_compare_exchange_u64(&sf->last_issued, &last, next))
 			break;
@@ -657,7 +705,7 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 	idgen_count_issued(IDGEN_C_SNOWFLAKE_ISSUED);
 
 	PG_RETURN_INT64((int64) ((next_tick << worker_shift) |
-							 ((uint64) worker << sequence_shift) |
+							 ((uint64) perm.worker_id << sequence_shift) |
 							 (next & sequence_mask)));
 }
 
@@ -778,7 +826,7 @@ idgen_bit_budget(PG_FUNCTION_ARGS)
 		values[9] = Int32GetDatum(lease.in_use);
 	}
 	else
-		values[9] = Int32GetDatum(pg_atomic_read_u32(&snowflake_shared->worker_id) == SNOWFLAKE_NO_WORKER ? 0 : 1);
+		values[9] = Int32GetDatum(1);	/* the static id */
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -792,12 +840,12 @@ void
 snowflake_status(int32 *worker_id, int64 *last_issued_ms, int64 *floor_ms,
 				 bool *issued, const char **problem)
 {
-	uint32		worker;
+	IdgenPermission perm;
 
 	snowflake_require_shared();
 	snowflake_derive_layout();
-	worker = pg_atomic_read_u32(&snowflake_shared->worker_id);
-	*worker_id = worker == SNOWFLAKE_NO_WORKER ? -1 : (int32) worker;
+	idgen_permission_read(&perm);
+	*worker_id = perm.worker_id;
 	*last_issued_ms = tick_start_ms(pg_atomic_read_u64(&snowflake_shared->last_issued) >> sequence_shift);
 	*floor_ms = (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms);
 	*issued = pg_atomic_read_u32(&snowflake_shared->issued_since_start) != 0;

@@ -2,7 +2,7 @@
  *
  * snowflake.h
  *	  64-bit Snowflake IDs: shared-memory entry points, layout validation
- *	  and the hooks the time floor and worker-id leasing use.
+ *	  and the hooks the time floor and the lease worker use.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,7 +16,7 @@
 #define IDGEN_ERRCODE_TIME_FLOOR			MAKE_SQLSTATE('I','G','0','0','2')
 #define IDGEN_ERRCODE_CLOCK_UNSYNCHRONISED	MAKE_SQLSTATE('I','G','0','0','3')
 #define IDGEN_ERRCODE_TIMESTAMP_EXHAUSTED	MAKE_SQLSTATE('I','G','0','0','4')
-#define IDGEN_ERRCODE_NO_WORKER_ID			MAKE_SQLSTATE('I','G','0','0','5')
+/* IG005 (no worker id) is in lease.h, IG009 (standby wait) in timefloor.h */
 #define IDGEN_ERRCODE_LAYOUT_CHANGED		MAKE_SQLSTATE('I','G','0','0','6')
 
 extern Size snowflake_shmem_size(void);
@@ -24,9 +24,8 @@ extern void snowflake_shmem_init(void);
 extern void snowflake_check_layout(void);
 extern void snowflake_current_layout(IdgenLayout *layout);
 extern void snowflake_replay_floor(const IdgenFloorRecord *rec);
-extern void snowflake_publish_worker(int32 worker_id, int64 previous_floor_ms);
-extern void snowflake_withdraw_worker(void);
-extern int64 snowflake_durable_floor_ms(void);
+extern void snowflake_raise_for_holding(int64 previous_floor_ms);
+extern int64 snowflake_fence_floor(void);
 extern void snowflake_status(int32 *worker_id, int64 *last_issued_ms,
 							 int64 *floor_ms, bool *issued, const char **problem);
 

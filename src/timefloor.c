@@ -9,10 +9,11 @@
  * and made durable twice:
  *
  *	1. A WAL record of idgen's custom resource manager, flushed (and, when
- *	   synchronous standbys are configured, acknowledged by them) whatever
- *	   synchronous_commit says.  Standbys replay it, so a promoted standby
- *	   starts above its old primary's floor even though it inherited a stale
- *	   state file through its base backup.
+ *	   synchronous standbys are configured, acknowledged by them within
+ *	   idgen.sync_standby_timeout) whatever synchronous_commit says.
+ *	   Standbys replay it, so a promoted standby starts above its old
+ *	   primary's floor even though it inherited a stale state file through
+ *	   its base backup.
  *	2. The state file, written to a temporary name, fsynced and renamed with
  *	   durable_rename().  WAL before the last checkpoint is not replayed
  *	   after a crash; the file covers that.
@@ -34,14 +35,18 @@
 #include "access/xlogreader.h"
 #include "access/rmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "port/pg_crc32c.h"
 #include "replication/syncrep.h"
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/fd.h"
-#include "utils/guc.h"
+#include "utils/wait_event.h"
 
+#include "clock.h"
+#include "guc.h"
 #include "snowflake.h"
 #include "timefloor.h"
 
@@ -149,18 +154,15 @@ idgen_floor_write_file(IdgenFloorRecord *rec)
 }
 
 /*
- * After a wait for synchronous standbys, make sure they really confirmed
- * lsn: SyncRepWaitForLSN() gives up with only a WARNING when the wait is
- * cancelled, and what we are about to rely on must not get ahead of them.
+ * Whether synchronous standbys are configured and, if so, whether they
+ * have all confirmed flushing WAL up to lsn.
  */
-void
-idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what)
+static bool
+sync_standbys_confirmed(XLogRecPtr lsn)
 {
 	bool		defined;
 	bool		confirmed;
 
-	if (max_wal_senders == 0 || WalSndCtl == NULL)
-		return;
 	LWLockAcquire(SyncRepLock, LW_SHARED);
 #ifdef SYNC_STANDBY_DEFINED
 	defined = (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
@@ -169,26 +171,71 @@ idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what)
 #endif
 	confirmed = WalSndCtl->lsn[SYNC_REP_WAIT_FLUSH] >= lsn;
 	LWLockRelease(SyncRepLock);
+	return !defined || confirmed;
+}
 
-	if (defined && !confirmed)
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("synchronous standbys did not confirm %s", what),
-				 errdetail("The wait for synchronous replication was cancelled before the standbys flushed WAL up to %X/%X.",
-						   LSN_FORMAT_ARGS(lsn)),
-				 errhint("Nothing that depends on it was handed out; retry.")));
+/*
+ * Wait until synchronous standbys, if any are configured, have confirmed
+ * lsn: for at most idgen.sync_standby_timeout, then fail with IG009, so
+ * that nothing relying on lsn gets ahead of them and no caller (nor the
+ * callers waiting for the floor lock behind it) hangs for as long as a
+ * standby is down.  A cancel or termination ends the wait with 57014.
+ *
+ * The caller may hold an LWLock, which holds off interrupts, so the flags
+ * are checked here, as SyncRepWaitForLSN() does.  The walsender does not
+ * wake us, so we poll its confirmed position: at 1 ms at first, backing
+ * off to 10 ms.  After a commit, whose own wait may have been cancelled
+ * with only a WARNING, this returns at once if the standbys have it.
+ */
+void
+idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what)
+{
+	int64		start_ns;
+	long		nap_ms = 1;
+
+	if (max_wal_senders == 0 || WalSndCtl == NULL)
+		return;
+	start_ns = idgen_monotonic_ns();
+	while (!sync_standbys_confirmed(lsn))
+	{
+		int64		waited_ms = (idgen_monotonic_ns() - start_ns) / INT64CONST(1000000);
+
+		if (ProcDiePending || QueryCancelPending)
+		{
+			QueryCancelPending = false;
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("the wait for synchronous standbys to confirm %s was cancelled", what),
+					 errdetail("The standbys had not flushed WAL up to %X/%X.",
+							   LSN_FORMAT_ARGS(lsn)),
+					 errhint("Nothing that depends on it was handed out; retry.")));
+		}
+		if (waited_ms >= idgen_sync_standby_timeout_ms)
+			ereport(ERROR,
+					(errcode(IDGEN_ERRCODE_STANDBY_TIMEOUT),
+					 errmsg("synchronous standbys did not confirm %s within %d ms", what,
+							idgen_sync_standby_timeout_ms),
+					 errdetail("The standbys named in synchronous_standby_names had not flushed WAL up to %X/%X when idgen.sync_standby_timeout ran out.",
+							   LSN_FORMAT_ARGS(lsn)),
+					 errhint("Nothing that depends on it was handed out. Check the synchronous standbys (pg_stat_replication); calls succeed again once they confirm.")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(nap_ms, (long) (idgen_sync_standby_timeout_ms - waited_ms)),
+						 WAIT_EVENT_SYNC_REP);
+		ResetLatch(MyLatch);
+		nap_ms = Min(nap_ms * 2, 10);
+	}
 }
 
 /*
  * WAL-log the floor and wait until it is flushed locally and, if synchronous
- * standbys are configured, acknowledged by them: regardless of this
- * session's synchronous_commit, which is overridden for the wait only.
+ * standbys are configured, acknowledged by them (within
+ * idgen.sync_standby_timeout): regardless of this session's
+ * synchronous_commit.
  */
 void
 idgen_floor_log_and_flush(IdgenFloorRecord *rec)
 {
 	XLogRecPtr	lsn;
-	int			nest_level;
 
 	rec->magic = IDGEN_FLOOR_MAGIC;
 	rec->version = IDGEN_FLOOR_VERSION;
@@ -198,13 +245,6 @@ idgen_floor_log_and_flush(IdgenFloorRecord *rec)
 	XLogRegisterData((char *) rec, sizeof(*rec));
 	lsn = XLogInsert(IDGEN_RMGR_ID, XLOG_IDGEN_FLOOR);
 	XLogFlush(lsn);
-
-	nest_level = NewGUCNestLevel();
-	(void) set_config_option("synchronous_commit", "on",
-							 PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	SyncRepWaitForLSN(lsn, false);
-	AtEOXact_GUC(true, nest_level);
 	idgen_require_sync_standby_ack(lsn, "the new Snowflake time floor");
 }
 
