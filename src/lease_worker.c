@@ -636,8 +636,11 @@ lease_acquire(LeaseCall *call)
 	params[8] = psprintf("%d", lease_margin_s());
 	params[9] = psprintf("%d", idgen_worker_id);
 	params[10] = psprintf("%d", held_worker_id);
-	/* what this data directory can have issued (replayed after a crash) */
-	params[11] = psprintf("%lld", (long long) snowflake_durable_floor_ms());
+	/*
+	 * what this data directory can have issued (replayed after a crash; no
+	 * permission is published now, so the fenced floor covers every ID)
+	 */
+	params[11] = psprintf("%lld", (long long) snowflake_fence_floor());
 
 	lease_call("SELECT worker_id, generation, expires_at, previous_floor_ms, in_use, capacity"
 			   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
