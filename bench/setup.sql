@@ -30,6 +30,26 @@ LANGUAGE sql VOLATILE AS $$
 	SELECT string_to_array(split_part(pg_read_file('/proc/self/schedstat'), E'\n', 1), ' ')::bigint[]
 $$;
 
+-- Section 1: elapsed microseconds and on-CPU nanoseconds of one statement,
+-- as 'wall_us cpu_ns'.  On a machine shared with other work the CPU time
+-- stays put when the wall time does not.
+CREATE FUNCTION bench.elapsed_cpu(q text) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	t0 timestamptz;
+	t1 timestamptz;
+	s0 bigint[];
+	s1 bigint[];
+BEGIN
+	s0 := bench.schedstat();
+	t0 := clock_timestamp();
+	EXECUTE q;
+	t1 := clock_timestamp();
+	s1 := bench.schedstat();
+	RETURN ((extract(epoch FROM t1) - extract(epoch FROM t0)) * 1e6)::text || ' ' || (s1[1] - s0[1]);
+END
+$$;
+
 -- For the two-backend runs: wait until start_at (Unix seconds), run the
 -- statement, and return 'start end cpu wait': start and end as Unix
 -- microseconds, so the driver can take the wall time of the overlap as
