@@ -23,24 +23,57 @@ BEGIN
 END
 $$;
 
+-- On-CPU and run-queue nanoseconds of this backend so far, from
+-- /proc/self/schedstat (Linux; the first two fields).
+CREATE FUNCTION bench.schedstat() RETURNS bigint[]
+LANGUAGE sql VOLATILE AS $$
+	SELECT string_to_array(split_part(pg_read_file('/proc/self/schedstat'), E'\n', 1), ' ')::bigint[]
+$$;
+
+-- Section 1: elapsed microseconds and on-CPU nanoseconds of one statement,
+-- as 'wall_us cpu_ns'.  On a machine shared with other work the CPU time
+-- stays put when the wall time does not.
+CREATE FUNCTION bench.elapsed_cpu(q text) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	t0 timestamptz;
+	t1 timestamptz;
+	s0 bigint[];
+	s1 bigint[];
+BEGIN
+	s0 := bench.schedstat();
+	t0 := clock_timestamp();
+	EXECUTE q;
+	t1 := clock_timestamp();
+	s1 := bench.schedstat();
+	RETURN ((extract(epoch FROM t1) - extract(epoch FROM t0)) * 1e6)::text || ' ' || (s1[1] - s0[1]);
+END
+$$;
+
 -- For the two-backend runs: wait until start_at (Unix seconds), run the
--- statement, and return 'start end' as Unix microseconds, so the driver can
--- take the wall time of the overlap as max(end) - min(start).
+-- statement, and return 'start end cpu wait': start and end as Unix
+-- microseconds, so the driver can take the wall time of the overlap as
+-- max(end) - min(start), and the nanoseconds this backend spent on a CPU
+-- and waiting for one while the statement ran.
 CREATE FUNCTION bench.window_us(q text, start_at float8) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
 	t0 float8;
 	t1 float8;
+	s0 bigint[];
+	s1 bigint[];
 BEGIN
 	-- Sleep to 2 ms before the start, then spin: pg_sleep alone wakes up
 	-- to a millisecond late, which would skew short runs.
 	PERFORM pg_sleep(greatest(0, start_at - 0.002 - extract(epoch FROM clock_timestamp())::float8));
 	WHILE extract(epoch FROM clock_timestamp())::float8 < start_at LOOP
 	END LOOP;
+	s0 := bench.schedstat();
 	t0 := extract(epoch FROM clock_timestamp()) * 1e6;
 	EXECUTE q;
 	t1 := extract(epoch FROM clock_timestamp()) * 1e6;
-	RETURN t0::bigint || ' ' || t1::bigint;
+	s1 := bench.schedstat();
+	RETURN concat_ws(' ', t0::bigint, t1::bigint, s1[1] - s0[1], s1[2] - s0[2]);
 END
 $$;
 

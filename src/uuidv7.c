@@ -153,19 +153,22 @@ uuidv7_shmem_init(void)
 		on_shmem_exit(uuidv7_shmem_exit, (Datum) 0);
 }
 
-/* Position of the current clock reading, counter 0. */
+/*
+ * Position of the current clock reading, counter 0.  The time part is
+ * counted in fraction steps (ms << 12 | fraction, 4,096,000 per second):
+ * sec * 4096000 + floor(nsec * 4096 / 10^6) equals it exactly, with one
+ * multiplication by a reciprocal instead of two divisions.
+ */
 static inline uint64
 uuidv7_clock_position(void)
 {
 	struct timespec ts;
-	uint64		ms;
-	uint64		fraction;
+	uint64		steps;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ms = (uint64) ts.tv_sec * 1000 + (uint64) ts.tv_nsec / 1000000;
-	fraction = (((uint64) ts.tv_nsec % 1000000) << UUIDV7_FRACTION_BITS) / 1000000;
 
-	if (unlikely(ts.tv_sec < 0 || ms >= (uint64) UUIDV7_POSITION_MS_LIMIT))
+	/* whole seconds below 2^42 ms: unsigned, so a negative tv_sec fails too */
+	if (unlikely((uint64) ts.tv_sec >= (uint64) UUIDV7_POSITION_MS_LIMIT / 1000))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("system clock is outside the range idgen.uuidv7() supports"),
@@ -173,10 +176,20 @@ uuidv7_clock_position(void)
 						   (long long) ts.tv_sec),
 				 errhint("Check the system clock.")));
 
-	return ((ms << UUIDV7_FRACTION_BITS) | fraction) << UUIDV7_COUNTER_BITS;
+	steps = (uint64) ts.tv_sec * (1000 << UUIDV7_FRACTION_BITS) +
+		((uint64) ts.tv_nsec << UUIDV7_FRACTION_BITS) / 1000000;
+	return steps << UUIDV7_COUNTER_BITS;
 }
 
-/* The next position to issue: max(clock, last + 1). */
+/*
+ * The next position to issue: max(clock, last + 1).
+ *
+ * The shared word is read, then compare-and-swapped.  Starting the CAS
+ * from this backend's own last position instead saves the read when no
+ * other backend issues, but with two backends issuing at once nearly every
+ * such CAS fails and the cache line moves more often (bench/contention:
+ * 0.7-0.8 failures per ID against 0.01, and up to 1.4 x the time per ID).
+ */
 static inline uint64
 uuidv7_next_position(void)
 {
@@ -225,21 +238,25 @@ uuidv7_pack(pg_uuid_t *uuid, uint64 ms, uint32 fraction, uint64 rand_b)
 
 PG_FUNCTION_INFO_V1(idgen_uuidv7);
 
-/* idgen.uuidv7() RETURNS uuid */
+/*
+ * idgen.uuidv7() RETURNS uuid
+ *
+ * The per-ID path: one clock read, one CAS, an inline read of the random
+ * buffer, the result's palloc and a backend-local counter.
+ */
 Datum
 idgen_uuidv7(PG_FUNCTION_ARGS)
 {
-	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
 	uint64		random = idgen_random_u64();	/* may refill: before the clock */
 	uint64		position = uuidv7_next_position();
+	uint64		steps = position >> UUIDV7_COUNTER_BITS;
 	uint64		counter = position & ((1 << UUIDV7_COUNTER_BITS) - 1);
-	uint64		fraction = (position >> UUIDV7_COUNTER_BITS) &
-		((1 << UUIDV7_FRACTION_BITS) - 1);
-	uint64		ms = position >> (UUIDV7_COUNTER_BITS + UUIDV7_FRACTION_BITS);
 	uint64		rand_b = (counter << UUIDV7_RANDOM_BITS) |
 		(random & ((UINT64CONST(1) << UUIDV7_RANDOM_BITS) - 1));
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
 
-	uuidv7_pack(uuid, ms, (uint32) fraction, rand_b);
+	uuidv7_pack(uuid, steps >> UUIDV7_FRACTION_BITS,
+				(uint32) steps & ((1 << UUIDV7_FRACTION_BITS) - 1), rand_b);
 	idgen_count_issued(IDGEN_C_UUIDV7_ISSUED);
 	PG_RETURN_UUID_P(uuid);
 }
