@@ -49,15 +49,6 @@ END
 $idgen_revoke_probes$;
 
 CREATE OR REPLACE FUNCTION probe_register(tbl regclass, col name, "window" interval DEFAULT '1 hour')
--- Segments (issue 9, items 7 and 8): the fence up to which a primary may
--- grant once its standbys have it, and segment_create() forgetting buffers
--- left by a row deleted by hand.  Rows granted before the update keep a NULL
--- fence until their next grant.
-ALTER TABLE segment_alloc
-    ADD COLUMN fence bigint,
-    ADD CONSTRAINT segment_alloc_fence_check CHECK (fence >= next_value);
-
-CREATE OR REPLACE FUNCTION segment_create(tag text, start bigint DEFAULT 1, step integer DEFAULT 1000)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER
@@ -904,6 +895,25 @@ REVOKE EXECUTE ON FUNCTION
                   integer, integer, integer, integer, bigint),
     lease_renew(integer, bigint, text, integer, bigint),
     lease_release(integer, bigint, text, bigint) FROM PUBLIC;
+
+-- Segments (issue 9, items 7 and 8): the fence up to which a primary may
+-- grant once its standbys have it, and segment_create() forgetting buffers
+-- left by a row deleted by hand.  Rows granted before the update keep a NULL
+-- fence until their next grant.
+ALTER TABLE segment_alloc
+    ADD COLUMN fence bigint,
+    ADD CONSTRAINT segment_alloc_fence_check CHECK (fence >= next_value);
+
+CREATE OR REPLACE FUNCTION segment_create(tag text, start bigint DEFAULT 1, step integer DEFAULT 1000)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tag IS NULL THEN
+        RAISE EXCEPTION 'segment tag must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF tag = '' THEN
         RAISE EXCEPTION 'segment tag must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -937,3 +947,16 @@ REVOKE EXECUTE ON FUNCTION
     VALUES (tag, 'create', start, start, 'sql', idgen._current_timeline());
 END;
 $$;
+
+-- Segment blocks (issue 12, item 5): segment_next(tag, n), the first of n
+-- consecutive numbers reserved for the caller; EXECUTE granted per role,
+-- like segment_next(tag).
+CREATE FUNCTION segment_next(tag text, n integer)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'idgen_segment_next_block'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION segment_next(text, integer) IS
+'First of n consecutive numbers of a segment tag reserved for the caller (1 <= n <= the tag''s step)';
+
+REVOKE EXECUTE ON FUNCTION segment_next(text, integer) FROM PUBLIC;

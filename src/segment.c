@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * segment.c
- *	  idgen.segment_next(tag): short, dense, increasing numbers per tag from
- *	  ranges granted by the background worker, with a double buffer.
+ *	  idgen.segment_next(tag [, n]): short, dense, increasing numbers per
+ *	  tag, one at a time or in blocks of n consecutive numbers, from ranges
+ *	  granted by the background worker, with a double buffer.
  *
  * Each tag in use has a slot in shared memory (at most
  * idgen.segment_max_tags), found through a shared hash table.  A slot holds
@@ -137,6 +138,7 @@ segment_shmem_init(void)
 			pg_atomic_init_u64(&slot->cur_end, 0);
 			pg_atomic_init_u64(&slot->prefetch_at, PG_UINT64_MAX);
 			pg_atomic_init_u32(&slot->prefetch_wanted, 0);
+			pg_atomic_init_u32(&slot->block_max, 0);
 		}
 	}
 
@@ -201,6 +203,7 @@ segment_slot_reset(SegmentSlot *slot)
 	pg_atomic_write_u64(&slot->cur_next, 0);
 	pg_atomic_write_u64(&slot->prefetch_at, PG_UINT64_MAX);
 	pg_atomic_write_u32(&slot->prefetch_wanted, 0);
+	pg_atomic_write_u32(&slot->block_max, 0);
 	slot->cur_start = 0;
 	slot->has_next = false;
 	slot->next_start = slot->next_end = 0;
@@ -598,17 +601,13 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 	return granted;
 }
 
-PG_FUNCTION_INFO_V1(idgen_segment_next);
-
-/* idgen.segment_next(tag text) RETURNS bigint */
-Datum
-idgen_segment_next(PG_FUNCTION_ARGS)
+/*
+ * Checks shared by both forms of segment_next(): the tag argument (copied
+ * into key), preload, recovery, and the database the worker serves.
+ */
+static inline void
+segment_check_call(FunctionCallInfo fcinfo, char *key)
 {
-	char		key[NAMEDATALEN];
-	SegmentSlot *slot;
-	uint64		generation;
-	bool		freed_once = false;
-
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -630,6 +629,38 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 				 errmsg("segment numbers are served in database \"%s\" only", idgen_database),
 				 errdetail("idgen's background worker grants ranges from the idgen.segment_alloc table of the database named by idgen.database."),
 				 errhint("Call idgen.segment_next() in that database, or change idgen.database and restart.")));
+}
+
+/*
+ * The slot was freed while a call waited: the tag was dropped, or the
+ * buffers forgotten with their table.  The call looks the tag up once more
+ * (it may exist in the new table); a second time it is gone (a snapshot
+ * older than the drop still shows the tag).
+ */
+static void
+segment_freed_while_waiting(const char *key, bool *freed_once)
+{
+	if (*freed_once)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("segment tag \"%s\" does not exist", key),
+				 errdetail("The tag, or the table idgen.segment_alloc, was dropped while this call waited for a range."),
+				 errhint("Create the tag with idgen.segment_create().")));
+	*freed_once = true;
+}
+
+PG_FUNCTION_INFO_V1(idgen_segment_next);
+
+/* idgen.segment_next(tag text) RETURNS bigint */
+Datum
+idgen_segment_next(PG_FUNCTION_ARGS)
+{
+	char		key[NAMEDATALEN];
+	SegmentSlot *slot;
+	uint64		generation;
+	bool		freed_once = false;
+
+	segment_check_call(fcinfo, key);
 
 	slot = segment_lookup(key, &generation);
 	for (;;)
@@ -657,19 +688,91 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 		}
 		if (!segment_refill(slot, generation, key, end))
 		{
-			/*
-			 * The slot was freed while we waited: the tag was dropped, or
-			 * the buffers forgotten with their table.  Look the tag up once
-			 * more (it may exist in the new table); a second time it is
-			 * gone (a snapshot older than the drop still shows the tag).
-			 */
-			if (freed_once)
+			segment_freed_while_waiting(key, &freed_once);
+			slot = segment_lookup(key, &generation);
+		}
+	}
+}
+
+PG_FUNCTION_INFO_V1(idgen_segment_next_block);
+
+/*
+ * idgen.segment_next(tag text, n integer) RETURNS bigint: the first of n
+ * consecutive numbers, all the caller's.
+ *
+ * One fetch-add of n draws the block, so no other caller can get any of its
+ * numbers (the same protocol as a single draw: see SegmentSlot).  A block
+ * lies within one range: one that would cross the end of the current range
+ * leaves the rest of that range unused (a gap, as a rollback leaves) and is
+ * drawn again from the next range.  n is at most the tag's own step, which
+ * every range holds (segment_grant.c never grants less), so a block always
+ * fits in a fresh range; the slot learns that step with its first grant, so
+ * a call that finds none yet waits for it before checking n.
+ */
+Datum
+idgen_segment_next_block(PG_FUNCTION_ARGS)
+{
+	char		key[NAMEDATALEN];
+	SegmentSlot *slot;
+	uint64		generation;
+	bool		freed_once = false;
+	int32		n;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("segment block size must not be null")));
+	n = PG_GETARG_INT32(1);
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("segment block size must be at least 1"),
+				 errdetail("The block size given was %d.", n),
+				 errhint("Ask for between 1 and the tag's step numbers per call.")));
+	segment_check_call(fcinfo, key);
+
+	slot = segment_lookup(key, &generation);
+	for (;;)
+	{
+		uint32		block_max = pg_atomic_read_u32(&slot->block_max);
+		uint64		end = pg_atomic_read_u64(&slot->cur_end);
+		uint64		value;
+
+		if (block_max != 0)
+		{
+			if ((uint32) n > block_max &&
+				pg_atomic_read_u64(&slot->generation) == generation)
 				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("segment tag \"%s\" does not exist", key),
-						 errdetail("The tag, or the table idgen.segment_alloc, was dropped while this call waited for a range."),
-						 errhint("Create the tag with idgen.segment_create().")));
-			freed_once = true;
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("segment block size %d exceeds the step of segment tag \"%s\"",
+								n, key),
+						 errdetail("A block comes from one range, and every range of this tag holds at least its step, %u numbers.",
+								   block_max),
+						 errhint("Ask for at most %u numbers per call, or create the tag with a step of at least %d.",
+								 block_max, n)));
+			pg_read_barrier();
+			value = pg_atomic_fetch_add_u64(&slot->cur_next, (uint64) n);
+			if (unlikely(pg_atomic_read_u64(&slot->generation) != generation))
+			{
+				slot = segment_lookup(key, &generation);
+				continue;
+			}
+			if (value + n <= end && (uint32) n <= block_max)
+			{
+				uint64		prefetch_at = pg_atomic_read_u64(&slot->prefetch_at);
+
+				if (prefetch_at >= value && prefetch_at < value + n)
+				{
+					pg_atomic_write_u32(&slot->prefetch_wanted, 1);
+					segment_wake_worker();
+				}
+				idgen_count_issued_n(IDGEN_C_SEGMENT_ISSUED, (uint64) n);
+				PG_RETURN_INT64((int64) value);
+			}
+		}
+		if (!segment_refill(slot, generation, key, end))
+		{
+			segment_freed_while_waiting(key, &freed_once);
 			slot = segment_lookup(key, &generation);
 		}
 	}
@@ -1063,6 +1166,7 @@ segment_worker_serve(void)
 			}
 			else
 			{
+				pg_atomic_write_u32(&slot->block_max, (uint32) grant.tag_step);
 				if (grant.fence >= 0)
 				{
 					slot->fence = grant.fence;

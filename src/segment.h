@@ -52,6 +52,10 @@ typedef struct SegmentSlot
 	pg_atomic_uint64 cur_end;	/* atomic: end (exclusive); written under mutex */
 	pg_atomic_uint64 prefetch_at;	/* atomic: value whose issue asks for a prefetch */
 	pg_atomic_uint32 prefetch_wanted;	/* atomic flag for the worker */
+	pg_atomic_uint32 block_max;	/* atomic: the tag's own step, the largest
+								 * block (every range holds at least that
+								 * many numbers); 0 before the first grant;
+								 * written under mutex */
 
 	slock_t		mutex;			/* protects everything below */
 	uint64		cur_start;
@@ -124,6 +128,7 @@ typedef struct SegmentGrant
 	int64		start;			/* first value of the range */
 	int64		end;			/* end of the range (exclusive) */
 	int64		step;			/* step in use after tuning */
+	int32		tag_step;		/* the tag's own step (segment_alloc.step) */
 	int64		burned;			/* values burned first (failover), or 0 */
 	Oid			relid;			/* the idgen.segment_alloc granted from */
 	int64		fence;			/* fence committed with the grant, or -1 */

@@ -362,6 +362,7 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 	grant->start = range_start;
 	grant->end = range_end;
 	grant->step = step;
+	grant->tag_step = (int32) cfg_step;
 	grant->relid = relid;
 	grant->fence = fence;
 	grant->commit_lsn = XactLastCommitEnd;
