@@ -189,6 +189,87 @@ COMMENT ON FUNCTION _probe_scan(regclass, name, text, regrole, text, int8range[]
 CREATE OR REPLACE FUNCTION probe_run()
 RETURNS TABLE(tbl regclass, col name, ids_checked bigint, duplicates bigint,
               kind text, lower_bound text, duration_ms float8)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p        idgen.probes;
+    started  timestamptz;
+    r        record;
+    ranges   int8range[];
+BEGIN
+    FOR p IN SELECT * FROM idgen.probes ORDER BY probes.tbl::oid, probes.col LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.tbl) THEN
+            DELETE FROM idgen.probes q WHERE q.tbl = p.tbl AND q.col = p.col;
+            RAISE WARNING 'idgen probe: the table with OID % no longer exists; its probe on column "%" is removed',
+                p.tbl::oid, p.col;
+            CONTINUE;
+        END IF;
+        BEGIN
+            started := clock_timestamp();
+            tbl := p.tbl;
+            col := p.col;
+            kind := p.kind;
+            lower_bound := idgen._probe_lower_bound(p);
+            -- Segment numbers carry no time: the probe reads what lies at or
+            -- above its last high-water mark and every range the outbox
+            -- shows granted within the window (a range granted again after a
+            -- failover or restore is recent).
+            IF p.kind = 'segment' THEN
+                ranges := ARRAY(SELECT int8range(e.range_start, e.range_end)
+                                  FROM idgen.segment_events e
+                                 WHERE e.tag = p.segment_tag AND e.kind = 'grant'
+                                   AND e.at >= now() - p."window");
+            ELSE
+                ranges := NULL;
+            END IF;
+            SELECT * INTO r
+              FROM idgen._probe_scan(p.tbl, p.col, p.kind, p.owner, lower_bound, ranges);
+            ids_checked := r.ids_checked;
+            duplicates := r.duplicates;
+            FOR i IN 1 .. coalesce(array_length(r.dup_values, 1), 0) LOOP
+                RAISE WARNING 'idgen probe: duplicate ID % appears % times in %.%',
+                    r.dup_values[i], r.dup_counts[i], p.tbl, p.col
+                    USING HINT = 'Find the rows with this ID and how they were generated; see idgen.audit_leases() and idgen.audit_segments().';
+            END LOOP;
+            duration_ms := extract(epoch FROM clock_timestamp() - started) * 1000;
+            UPDATE idgen.probes q
+               SET last_run_at = now(), last_ids_checked = probe_run.ids_checked,
+                   last_duplicates = probe_run.duplicates, last_duration_ms = probe_run.duration_ms,
+                   runs = q.runs + 1, duplicates_found = q.duplicates_found + probe_run.duplicates,
+                   high_water = CASE WHEN q.kind = 'segment' THEN coalesce(r.max_value, q.high_water) ELSE q.high_water END,
+                   last_error = NULL, last_error_at = NULL
+             WHERE q.tbl = p.tbl AND q.col = p.col;
+            RETURN NEXT;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken probe (a dropped column, a lock timeout, a table
+            -- that changed) must not stop the others
+            RAISE WARNING 'idgen probe on %.% failed: %', p.tbl, p.col, SQLERRM;
+            UPDATE idgen.probes q SET last_error = SQLERRM, last_error_at = now()
+             WHERE q.tbl = p.tbl AND q.col = p.col;
+        END;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION probe_run() IS
+'Run every registered uniqueness probe now, each as its table''s owner; duplicates are logged at WARNING and counted';
+
+CREATE OR REPLACE VIEW probe_status AS
+SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
+       p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
+       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found, p.high_water,
+       p.owner, p.last_error AS error, p.last_error_at AS error_at
+FROM probes p;
+
+COMMENT ON VIEW probe_status IS
+'Uniqueness probes: the last run of each, the duplicates found so far and why the last run failed';
+
+ALTER FUNCTION audit_leases() SECURITY DEFINER;
+ALTER FUNCTION audit_segments() SECURITY DEFINER;
+
+REVOKE EXECUTE ON FUNCTION _probe_scan(regclass, name, text, regrole, text, int8range[]) FROM PUBLIC;
+
 -- issue 12: text forms of UUIDs, TypeID (spec 0.3.0) and ULID.
 CREATE FUNCTION typeid(prefix text)
 RETURNS text
@@ -410,82 +491,6 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p        idgen.probes;
-    started  timestamptz;
-    r        record;
-    ranges   int8range[];
-BEGIN
-    FOR p IN SELECT * FROM idgen.probes ORDER BY probes.tbl::oid, probes.col LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.tbl) THEN
-            DELETE FROM idgen.probes q WHERE q.tbl = p.tbl AND q.col = p.col;
-            RAISE WARNING 'idgen probe: the table with OID % no longer exists; its probe on column "%" is removed',
-                p.tbl::oid, p.col;
-            CONTINUE;
-        END IF;
-        BEGIN
-            started := clock_timestamp();
-            tbl := p.tbl;
-            col := p.col;
-            kind := p.kind;
-            lower_bound := idgen._probe_lower_bound(p);
-            -- Segment numbers carry no time: the probe reads what lies at or
-            -- above its last high-water mark and every range the outbox
-            -- shows granted within the window (a range granted again after a
-            -- failover or restore is recent).
-            IF p.kind = 'segment' THEN
-                ranges := ARRAY(SELECT int8range(e.range_start, e.range_end)
-                                  FROM idgen.segment_events e
-                                 WHERE e.tag = p.segment_tag AND e.kind = 'grant'
-                                   AND e.at >= now() - p."window");
-            ELSE
-                ranges := NULL;
-            END IF;
-            SELECT * INTO r
-              FROM idgen._probe_scan(p.tbl, p.col, p.kind, p.owner, lower_bound, ranges);
-            ids_checked := r.ids_checked;
-            duplicates := r.duplicates;
-            FOR i IN 1 .. coalesce(array_length(r.dup_values, 1), 0) LOOP
-                RAISE WARNING 'idgen probe: duplicate ID % appears % times in %.%',
-                    r.dup_values[i], r.dup_counts[i], p.tbl, p.col
-                    USING HINT = 'Find the rows with this ID and how they were generated; see idgen.audit_leases() and idgen.audit_segments().';
-            END LOOP;
-            duration_ms := extract(epoch FROM clock_timestamp() - started) * 1000;
-            UPDATE idgen.probes q
-               SET last_run_at = now(), last_ids_checked = probe_run.ids_checked,
-                   last_duplicates = probe_run.duplicates, last_duration_ms = probe_run.duration_ms,
-                   runs = q.runs + 1, duplicates_found = q.duplicates_found + probe_run.duplicates,
-                   high_water = CASE WHEN q.kind = 'segment' THEN coalesce(r.max_value, q.high_water) ELSE q.high_water END,
-                   last_error = NULL, last_error_at = NULL
-             WHERE q.tbl = p.tbl AND q.col = p.col;
-            RETURN NEXT;
-        EXCEPTION WHEN OTHERS THEN
-            -- one broken probe (a dropped column, a lock timeout, a table
-            -- that changed) must not stop the others
-            RAISE WARNING 'idgen probe on %.% failed: %', p.tbl, p.col, SQLERRM;
-            UPDATE idgen.probes q SET last_error = SQLERRM, last_error_at = now()
-             WHERE q.tbl = p.tbl AND q.col = p.col;
-        END;
-    END LOOP;
-END;
-$$;
-
-COMMENT ON FUNCTION probe_run() IS
-'Run every registered uniqueness probe now, each as its table''s owner; duplicates are logged at WARNING and counted';
-
-CREATE OR REPLACE VIEW probe_status AS
-SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
-       p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
-       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found, p.high_water,
-       p.owner, p.last_error AS error, p.last_error_at AS error_at
-FROM probes p;
-
-COMMENT ON VIEW probe_status IS
-'Uniqueness probes: the last run of each, the duplicates found so far and why the last run failed';
-
-ALTER FUNCTION audit_leases() SECURITY DEFINER;
-ALTER FUNCTION audit_segments() SECURITY DEFINER;
-
-REVOKE EXECUTE ON FUNCTION _probe_scan(regclass, name, text, regrole, text, int8range[]) FROM PUBLIC;
     p     record;
     next  bigint;
 BEGIN
@@ -542,6 +547,8 @@ COMMENT ON FUNCTION convert_to_segment(regclass, name, text) IS
 'Switch a bigint column fed by a sequence to a new segment tag starting above its largest value';
 
 GRANT EXECUTE ON FUNCTION convert_to_segment(regclass, name, text) TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
 -- Lease functions (issue 9 items 2, 6, 12; issue 11 item 5): SECURITY
 -- DEFINER, node roles need EXECUTE only and a holding is bound to the role
 -- that took it; the coordinator's locks live in a lock space no SQL outside
