@@ -60,8 +60,10 @@ SELECT idgen.segment_next('blk', 60) AS sixty;                 -- 201 .. 260
 -- switch; it comes from the next range, [301, 701), and 261 .. 300 are a gap.
 SELECT idgen.segment_next('blk', 41) AS skips_to_next_range;   -- 301 .. 341
 SELECT idgen.segment_next('blk') AS single_after_gap;          -- 342
+-- The ranges these came from (the prefetch of the next one may or may not
+-- have come yet).
 SELECT range_start, range_end FROM idgen.segment_events
-WHERE tag = 'blk' AND kind = 'grant' ORDER BY event_id;
+WHERE tag = 'blk' AND kind = 'grant' AND range_start <= 342 ORDER BY event_id;
 
 --
 -- Many blocks of assorted sizes, interleaved with single draws: every
