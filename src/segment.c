@@ -3,10 +3,15 @@
  * segment.c
  *	  idgen.segment_next(tag [, n]): short, dense, increasing numbers per
  *	  tag, one at a time or in blocks of n consecutive numbers, from ranges
- *	  granted by the background worker, with a double buffer.
+ *	  granted by a background worker of the tag's database, with a double
+ *	  buffer.
  *
- * Each tag in use has a slot in shared memory (at most
- * idgen.segment_max_tags), found through a shared hash table.  A slot holds
+ * Tags belong to a database: each database where the extension is created
+ * has its own idgen.segment_alloc, and its ranges are granted by a worker
+ * connected to it (worker.c; see SegmentDatabase in segment.h for when one
+ * starts and exits).  Each tag in use has a slot in shared memory (at most
+ * idgen.segment_max_tags over the server), found through a shared hash
+ * table keyed by database OID and tag.  A slot holds
  * the current range, handed out lock-free by fetch-add (see SegmentSlot in
  * segment.h for the protocol), and the next range.  Once
  * idgen.segment_prefetch_at percent of the current range is used, the
@@ -31,25 +36,26 @@
  *	- its tag is dropped (segment_drop) or created again (segment_create);
  *	- the worker finds the tag missing from idgen.segment_alloc;
  *	- idgen.segment_alloc is dropped (DROP EXTENSION, DROP SCHEMA, ...) or
- *	  truncated, or its database is dropped, in the database the worker
- *	  serves or the one the buffered ranges came from: an object-access hook
- *	  frees every slot in the dropping transaction, before it commits and
+ *	  truncated, or its database is dropped: an object-access hook frees
+ *	  every slot of that database in the dropping transaction, before it
+ *	  commits and
  *	  while it holds the table's AccessExclusiveLock, so no grant from the
  *	  old table can come in after it (one already committed finds its slot
  *	  freed and is dropped) and no draw made after the commit uses an old
  *	  range;
- *	- the worker grants from a table other than the one the buffered ranges
- *	  came from (another OID or database: a renamed or re-created database,
- *	  anything the hook did not see): every slot is freed before the new
- *	  range is published.
+ *	- the worker grants from a table other than the one the database's
+ *	  buffered ranges came from (anything the hook did not see): every slot
+ *	  of the database is freed before the new range is published.
  * A backend that still points at a freed slot (its cached slot, or a wait
  * in progress) sees the new generation and looks the tag up again, or fails
  * with "does not exist".
  *
- * Locks: the hash table and the slots' generations are protected by
- * IDGEN_LWLOCK_SEGMENT_HASH (shared to look up, exclusive to take or free a
- * slot); a slot's non-atomic fields by its spinlock, never held across
- * anything but a few assignments (no allocation, no error).
+ * Locks: the hash table, the slots' generations and the databases' slot
+ * counts are protected by IDGEN_LWLOCK_SEGMENT_HASH (shared to look up,
+ * exclusive to take or free a slot); a slot's non-atomic fields by its
+ * spinlock, the databases' worker fields by SegmentShared.mutex; spinlocks
+ * are never held across anything but a few assignments (no allocation, no
+ * error).
  *
  *-------------------------------------------------------------------------
  */
