@@ -339,6 +339,7 @@ segment_slot_reset(SegmentSlot *slot)
 	pg_atomic_write_u32(&slot->prefetch_wanted, 0);
 	pg_atomic_write_u32(&slot->block_max, 0);
 	slot->cur_start = 0;
+	slot->cur_since_ns = 0;
 	slot->has_next = false;
 	slot->next_start = slot->next_end = 0;
 	slot->has_pending = false;
@@ -631,14 +632,18 @@ segment_lookup(const SegmentKey *key, uint64 *generation)
 	return slot;
 }
 
-/* Make the buffered next range current.  Caller holds slot->mutex. */
+/*
+ * Make the buffered next range current at now_ns (monotonic, read before
+ * the spinlock was taken).  Caller holds slot->mutex.
+ */
 static void
-segment_switch(SegmentSlot *slot)
+segment_switch(SegmentSlot *slot, int64 now_ns)
 {
 	uint64		size = slot->next_end - slot->next_start;
 	uint64		used_for_prefetch = size * idgen_segment_prefetch_at / 100;
 
 	slot->cur_start = slot->next_start;
+	slot->cur_since_ns = now_ns;
 	pg_atomic_write_u64(&slot->prefetch_at, slot->next_start + used_for_prefetch);
 	pg_atomic_write_u64(&slot->cur_next, slot->next_start);
 	pg_write_barrier();
@@ -730,6 +735,7 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 {
 	uint32		error_seq;
 	volatile bool granted = false;
+	int64		now_ns = idgen_monotonic_ns();
 
 	SpinLockAcquire(&slot->mutex);
 	if (pg_atomic_read_u64(&slot->generation) != generation ||
@@ -740,7 +746,7 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 	}
 	if (slot->has_next)
 	{
-		segment_switch(slot);
+		segment_switch(slot, now_ns);
 		SpinLockRelease(&slot->mutex);
 		return true;
 	}
@@ -1233,17 +1239,38 @@ segment_slot_needs_grant(SegmentSlot *slot)
 	return cur_end > 0 && cur_next >= pg_atomic_read_u64(&slot->prefetch_at);
 }
 
+/*
+ * The rate at which callers drew the current range: the numbers drawn since
+ * it became current over the time since, or 0 if unknown.  Measured when
+ * the next range is wanted (the prefetch point, or a caller waiting), so
+ * over at least idgen.segment_prefetch_at percent of the range; an
+ * underestimate if callers have waited meanwhile.  Caller holds
+ * slot->mutex.
+ */
+static double
+segment_slot_rate(SegmentSlot *slot, int64 now_ns)
+{
+	uint64		cur_end = pg_atomic_read_u64(&slot->cur_end);
+	uint64		drawn = Min(pg_atomic_read_u64(&slot->cur_next), cur_end);
+
+	if (slot->cur_since_ns == 0 || cur_end == 0 || drawn <= slot->cur_start ||
+		now_ns <= slot->cur_since_ns)
+		return 0;
+	return (double) (drawn - slot->cur_start) * 1e9 / (double) (now_ns - slot->cur_since_ns);
+}
+
 /* Run one grant; on failure return the error instead of raising it. */
 static ErrorData *
 segment_try_grant(const char *tag, int64 known_fence, XLogRecPtr known_fence_lsn,
-				  int64 confirmed_fence, SegmentGrant *grant)
+				  int64 confirmed_fence, double local_rate, SegmentGrant *grant)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ErrorData  *volatile edata = NULL;
 
 	PG_TRY();
 	{
-		segment_grant_range(tag, known_fence, known_fence_lsn, confirmed_fence, grant);
+		segment_grant_range(tag, known_fence, known_fence_lsn, confirmed_fence,
+							local_rate, grant);
 	}
 	PG_CATCH();
 	{
@@ -1289,6 +1316,8 @@ segment_worker_serve(void)
 		int64		fence;
 		XLogRecPtr	fence_lsn;
 		int64		fence_confirmed;
+		double		rate;		/* numbers per second drawn from the
+								 * current range, or 0 */
 	}			SegmentTodo;
 	SegmentTodo *todo;
 	int			ntodo = 0;
@@ -1296,6 +1325,7 @@ segment_worker_serve(void)
 	bool		released = false;
 	XLogRecPtr	flushed = segment_standbys_flushed();
 	TimestampTz now = GetCurrentTimestamp();
+	int64		now_ns = idgen_monotonic_ns();
 
 	todo = palloc(sizeof(SegmentTodo) * idgen_segment_max_tags);
 	LWLockAcquire(lock, LW_SHARED);
@@ -1328,6 +1358,7 @@ segment_worker_serve(void)
 			todo[ntodo].fence = slot->fence;
 			todo[ntodo].fence_lsn = slot->fence_lsn;
 			todo[ntodo].fence_confirmed = slot->fence_confirmed;
+			todo[ntodo].rate = segment_slot_rate(slot, now_ns);
 			ntodo++;
 		}
 		SpinLockRelease(&slot->mutex);
@@ -1347,7 +1378,7 @@ segment_worker_serve(void)
 
 		CHECK_FOR_INTERRUPTS();
 		edata = segment_try_grant(todo[i].tag, todo[i].fence, todo[i].fence_lsn,
-								  todo[i].fence_confirmed, &grant);
+								  todo[i].fence_confirmed, todo[i].rate, &grant);
 
 		if (edata)
 		{

@@ -61,6 +61,7 @@ typedef struct SegmentSlot
 
 	slock_t		mutex;			/* protects everything below */
 	uint64		cur_start;
+	int64		cur_since_ns;	/* monotonic time cur_start became current */
 	bool		has_next;		/* the second buffer holds a granted range */
 	uint64		next_start;
 	uint64		next_end;
@@ -178,7 +179,7 @@ extern bool segment_worker_idle_exit(bool permanent);
 extern bool segment_worker_serve(void);
 extern void segment_grant_range(const char *tag, int64 known_fence,
 								XLogRecPtr known_fence_lsn, int64 confirmed_fence,
-								SegmentGrant *grant);
+								double local_rate, SegmentGrant *grant);
 extern XLogRecPtr segment_standbys_flushed(void);
 
 #endif							/* IDGEN_SEGMENT_H */

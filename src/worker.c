@@ -155,13 +155,17 @@ segment_worker_run(bool permanent)
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * Exit code 1 has the postmaster restart the permanent worker later
+	 * (with 0 it would be unregistered); the others are started on demand.
+	 */
 	if (!segment_worker_attach())
 	{
 		/* started twice for one database: the other one serves it */
 		ereport(DEBUG1,
 				(errmsg("idgen worker: database \"%s\" is served by another worker",
 						dbname)));
-		proc_exit(0);
+		proc_exit(permanent ? 1 : 0);
 	}
 	ereport(LOG,
 			(errmsg("idgen worker started in database \"%s\"", dbname)));
@@ -175,7 +179,7 @@ segment_worker_run(bool permanent)
 			ereport(LOG,
 					(errmsg("idgen worker in database \"%s\" exiting: no segment tag in use",
 							dbname)));
-			proc_exit(0);
+			proc_exit(permanent ? 1 : 0);
 		}
 		worker_nap(held_back ? IDGEN_WORKER_HELD_BACK_NAP_MS : IDGEN_WORKER_NAP_MS);
 	}

@@ -71,6 +71,8 @@ shared_preload_libraries = 'idgen'
 idgen.worker_id = 1
 idgen.database = 'postgres'
 idgen.segment_max_step = 20
+# grant sizes below follow doubling alone (026 covers sizing by rate)
+idgen.segment_min_range = 0
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION idgen');
