@@ -21,12 +21,12 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
 # pg_regress: the SQL surface, on a temporary preloaded server.
-REGRESS = uuidv7 snowflake segment probe monitoring typeid ulid convert parallel
+REGRESS = uuidv7 snowflake segment segment_blocks probe monitoring typeid ulid convert parallel
 REGRESS_OPTS = --temp-config=$(srcdir)/test/preload.conf \
 	--temp-instance=$(CURDIR)/tmp_check_regress
 
 # Isolation specs live in test/specs with expected output in test/expected.
-ISOLATION = uuidv7_interleave snowflake_interleave segment_interleave
+ISOLATION = uuidv7_interleave snowflake_interleave segment_interleave segment_blocks
 ISOLATION_OPTS = --inputdir=$(srcdir)/test \
 	--temp-config=$(srcdir)/test/isolation.conf \
 	--temp-instance=$(CURDIR)/tmp_check_iso

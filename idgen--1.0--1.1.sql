@@ -969,3 +969,16 @@ ALTER EXTENSION idgen DROP TABLE leases;
 ALTER EXTENSION idgen ADD TABLE leases;
 ALTER EXTENSION idgen DROP TABLE lease_history;
 ALTER EXTENSION idgen ADD TABLE lease_history;
+
+-- Segment blocks (issue 12, item 5): segment_next(tag, n), the first of n
+-- consecutive numbers reserved for the caller; EXECUTE granted per role,
+-- like segment_next(tag).
+CREATE FUNCTION segment_next(tag text, n integer)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'idgen_segment_next_block'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION segment_next(text, integer) IS
+'First of n consecutive numbers of a segment tag reserved for the caller (1 <= n <= the tag''s step)';
+
+REVOKE EXECUTE ON FUNCTION segment_next(text, integer) FROM PUBLIC;

@@ -243,6 +243,14 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION segment_next(text) IS
 'Next number of a segment tag: increasing across the server, never handed out twice, gaps possible';
 
+CREATE FUNCTION segment_next(tag text, n integer)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'idgen_segment_next_block'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION segment_next(text, integer) IS
+'First of n consecutive numbers of a segment tag reserved for the caller (1 <= n <= the tag''s step)';
+
 CREATE FUNCTION _current_timeline()
 RETURNS integer
 AS 'MODULE_PATHNAME', 'idgen_current_timeline'
@@ -1375,7 +1383,8 @@ GRANT SELECT ON stats, status TO PUBLIC;
 -- Segments: numbers only for roles the DBA grants; tags managed by
 -- superusers or roles granted segment_create/segment_drop.
 REVOKE ALL ON segment_alloc, segment_events FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION segment_next(text), _segment_forget(text), _current_timeline(),
+REVOKE EXECUTE ON FUNCTION segment_next(text), segment_next(text, integer),
+    _segment_forget(text), _current_timeline(),
     segment_create(text, bigint, integer), segment_drop(text),
     segment_buffers() FROM PUBLIC;
 GRANT SELECT ON segments TO PUBLIC;

@@ -17,13 +17,15 @@ RESET client_min_messages;
 SET timezone = 'UTC';
 
 --
--- Settings (defaults).
+-- Settings (defaults, but idgen.segment_min_range = 0 from
+-- test/preload.conf: grant sizes follow doubling alone).
 --
 SELECT name, setting, unit, context
 FROM pg_settings
 WHERE name IN ('idgen.database', 'idgen.segment_max_tags',
                'idgen.segment_prefetch_at', 'idgen.segment_duration',
-               'idgen.segment_max_step', 'idgen.segment_wait_timeout',
+               'idgen.segment_max_step', 'idgen.segment_min_range',
+               'idgen.segment_wait_timeout',
                'idgen.segment_burn_steps', 'idgen.segment_burn_window',
                'idgen.segment_interleave_count',
                'idgen.segment_interleave_index')

@@ -42,6 +42,7 @@ char	   *idgen_database = NULL;
 int			idgen_segment_max_tags = 64;
 int			idgen_segment_prefetch_at = 10;
 int			idgen_segment_duration_s = 900;
+int			idgen_segment_min_range_ms = 100;
 int			idgen_segment_max_step = 1000000;
 int			idgen_segment_wait_timeout_ms = 10000;
 int			idgen_segment_burn_steps = 10;
@@ -315,7 +316,7 @@ idgen_define_gucs(void)
 							PGC_POSTMASTER, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("idgen.database",
-							   "Database in which idgen's background worker runs and segment tags live.",
+							   "Database in which idgen's probe and lease workers run, and whose segment worker starts with the server.",
 							   NULL,
 							   &idgen_database,
 							   "postgres",
@@ -341,6 +342,13 @@ idgen_define_gucs(void)
 							&idgen_segment_duration_s,
 							900, 1, 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.segment_min_range",
+							"Shortest time a segment range should last at the rate this server hands out the tag's numbers.",
+							"A grant sizes the range for at least this long at the observed rate, up to idgen.segment_max_step, so that the next grant lands before the range runs out; 0 leaves the step to doubling alone.",
+							&idgen_segment_min_range_ms,
+							100, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("idgen.segment_max_step",
 							"Largest step that auto-tuning may reach.",

@@ -33,6 +33,7 @@ extern char *idgen_database;
 extern int	idgen_segment_max_tags;
 extern int	idgen_segment_prefetch_at;
 extern int	idgen_segment_duration_s;
+extern int	idgen_segment_min_range_ms;
 extern int	idgen_segment_max_step;
 extern int	idgen_segment_wait_timeout_ms;
 extern int	idgen_segment_burn_steps;

@@ -1,11 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * segment.c
- *	  idgen.segment_next(tag): short, dense, increasing numbers per tag from
- *	  ranges granted by the background worker, with a double buffer.
+ *	  idgen.segment_next(tag [, n]): short, dense, increasing numbers per
+ *	  tag, one at a time or in blocks of n consecutive numbers, from ranges
+ *	  granted by a background worker of the tag's database, with a double
+ *	  buffer.
  *
- * Each tag in use has a slot in shared memory (at most
- * idgen.segment_max_tags), found through a shared hash table.  A slot holds
+ * Tags belong to a database: each database where the extension is created
+ * has its own idgen.segment_alloc, and its ranges are granted by a worker
+ * connected to it (worker.c; see SegmentDatabase in segment.h for when one
+ * starts and exits).  Each tag in use has a slot in shared memory (at most
+ * idgen.segment_max_tags over the server), found through a shared hash
+ * table keyed by database OID and tag.  A slot holds
  * the current range, handed out lock-free by fetch-add (see SegmentSlot in
  * segment.h for the protocol), and the next range.  Once
  * idgen.segment_prefetch_at percent of the current range is used, the
@@ -30,25 +36,26 @@
  *	- its tag is dropped (segment_drop) or created again (segment_create);
  *	- the worker finds the tag missing from idgen.segment_alloc;
  *	- idgen.segment_alloc is dropped (DROP EXTENSION, DROP SCHEMA, ...) or
- *	  truncated, or its database is dropped, in the database the worker
- *	  serves or the one the buffered ranges came from: an object-access hook
- *	  frees every slot in the dropping transaction, before it commits and
+ *	  truncated, or its database is dropped: an object-access hook frees
+ *	  every slot of that database in the dropping transaction, before it
+ *	  commits and
  *	  while it holds the table's AccessExclusiveLock, so no grant from the
  *	  old table can come in after it (one already committed finds its slot
  *	  freed and is dropped) and no draw made after the commit uses an old
  *	  range;
- *	- the worker grants from a table other than the one the buffered ranges
- *	  came from (another OID or database: a renamed or re-created database,
- *	  anything the hook did not see): every slot is freed before the new
- *	  range is published.
+ *	- the worker grants from a table other than the one the database's
+ *	  buffered ranges came from (anything the hook did not see): every slot
+ *	  of the database is freed before the new range is published.
  * A backend that still points at a freed slot (its cached slot, or a wait
  * in progress) sees the new generation and looks the tag up again, or fails
  * with "does not exist".
  *
- * Locks: the hash table and the slots' generations are protected by
- * IDGEN_LWLOCK_SEGMENT_HASH (shared to look up, exclusive to take or free a
- * slot); a slot's non-atomic fields by its spinlock, never held across
- * anything but a few assignments (no allocation, no error).
+ * Locks: the hash table, the slots' generations and the databases' slot
+ * counts are protected by IDGEN_LWLOCK_SEGMENT_HASH (shared to look up,
+ * exclusive to take or free a slot); a slot's non-atomic fields by its
+ * spinlock, the databases' worker fields by SegmentShared.mutex; spinlocks
+ * are never held across anything but a few assignments (no allocation, no
+ * error).
  *
  *-------------------------------------------------------------------------
  */
@@ -59,6 +66,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -83,31 +91,58 @@
 #include "segment.h"
 #include "shmem.h"
 #include "stats.h"
+#include "worker.h"
+
+/*
+ * A worker start requested this long ago that has not attached (it failed
+ * to start, or to connect) is requested again by the next caller.
+ */
+#define IDGEN_SEGMENT_WORKER_START_TIMEOUT_MS	10000
+
+/* A tag of a database: the hash key (no padding: hashed as bytes). */
+typedef struct SegmentKey
+{
+	char		tag[NAMEDATALEN];	/* NUL-padded */
+	Oid			dbid;
+} SegmentKey;
 
 /* Hash entry: a tag and the number of its slot. */
 typedef struct SegmentTagEntry
 {
-	char		tag[NAMEDATALEN];	/* hash key, NUL-padded */
+	SegmentKey	key;
 	int			slotno;
 } SegmentTagEntry;
 
 static SegmentShared *segment_shared = NULL;
+static SegmentDatabase *segment_dbs = NULL; /* after the slots */
+static int	segment_ndbs = 0;
 static HTAB *segment_hash = NULL;
 static object_access_hook_type prev_object_access_hook = NULL;
 
 /* This backend's last slot, to skip the hash lookup on repeated calls. */
 static SegmentSlot *cached_slot = NULL;
 static uint64 cached_generation = 0;
-static char cached_key[NAMEDATALEN];
+static SegmentKey cached_key;
 
-Size
-segment_shmem_size(void)
+/* The worker's database entry (worker side only). */
+static int	my_dbno = -1;
+
+static Size
+segment_struct_size(void)
 {
 	Size		size;
 
 	size = add_size(offsetof(SegmentShared, slots),
 					mul_size(idgen_segment_max_tags, sizeof(SegmentSlot)));
-	return add_size(MAXALIGN(size),
+	size = MAXALIGN(size);
+	return add_size(size, mul_size(idgen_segment_max_tags + max_worker_processes,
+								   sizeof(SegmentDatabase)));
+}
+
+Size
+segment_shmem_size(void)
+{
+	return add_size(MAXALIGN(segment_struct_size()),
 					hash_estimate_size(idgen_segment_max_tags, sizeof(SegmentTagEntry)));
 }
 
@@ -117,10 +152,14 @@ segment_shmem_init(void)
 {
 	bool		found;
 	HASHCTL		info;
-	Size		size = offsetof(SegmentShared, slots) +
-		sizeof(SegmentSlot) * idgen_segment_max_tags;
+	Size		size = segment_struct_size();
 
 	segment_shared = ShmemInitStruct("idgen segments", size, &found);
+	segment_dbs = (SegmentDatabase *)
+		((char *) segment_shared +
+		 MAXALIGN(offsetof(SegmentShared, slots) +
+				  sizeof(SegmentSlot) * idgen_segment_max_tags));
+	segment_ndbs = idgen_segment_max_tags + max_worker_processes;
 	if (!found)
 	{
 		memset(segment_shared, 0, size);
@@ -137,14 +176,15 @@ segment_shmem_init(void)
 			pg_atomic_init_u64(&slot->cur_end, 0);
 			pg_atomic_init_u64(&slot->prefetch_at, PG_UINT64_MAX);
 			pg_atomic_init_u32(&slot->prefetch_wanted, 0);
+			pg_atomic_init_u32(&slot->block_max, 0);
 		}
 	}
 
-	info.keysize = NAMEDATALEN;
+	info.keysize = sizeof(SegmentKey);
 	info.entrysize = sizeof(SegmentTagEntry);
 	segment_hash = ShmemInitHash("idgen segment tags",
 								 idgen_segment_max_tags, idgen_segment_max_tags,
-								 &info, HASH_ELEM | HASH_STRINGS);
+								 &info, HASH_ELEM | HASH_BLOBS);
 }
 
 static void
@@ -158,9 +198,9 @@ segment_require_shared(void)
 				 errhint("Add idgen to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
-/* Validate a tag argument and copy it, NUL-padded, into key. */
+/* Validate a tag argument; key it, NUL-padded, in this database. */
 static void
-segment_tag_key(text *tag, char *key)
+segment_tag_key(text *tag, SegmentKey *key)
 {
 	int			len = VARSIZE_ANY_EXHDR(tag);
 
@@ -174,20 +214,116 @@ segment_tag_key(text *tag, char *key)
 				 errmsg("segment tag is too long"),
 				 errdetail("A tag has at most %d bytes; this one has %d.",
 						   SEGMENT_TAG_MAXLEN, len)));
-	memset(key, 0, NAMEDATALEN);
-	memcpy(key, VARDATA_ANY(tag), len);
+	memset(key, 0, sizeof(SegmentKey));
+	memcpy(key->tag, VARDATA_ANY(tag), len);
+	key->dbid = MyDatabaseId;
 }
 
-static void
-segment_wake_worker(void)
+/*
+ * The entry of a database, or -1; with create, take a free entry for it if
+ * it has none (-1 if none is free).  Caller holds the hash lock, exclusively
+ * to create.
+ */
+static int
+segment_db_for(Oid dbid, bool create)
 {
-	Latch	   *latch;
+	int			free_dbno = -1;
 
+	for (int i = 0; i < segment_ndbs; i++)
+	{
+		if (segment_dbs[i].dbid == dbid)
+			return i;
+		if (free_dbno < 0 && segment_dbs[i].dbid == InvalidOid)
+			free_dbno = i;
+	}
+	if (!create || free_dbno < 0)
+		return -1;
 	SpinLockAcquire(&segment_shared->mutex);
-	latch = segment_shared->worker_latch;
+	memset(&segment_dbs[free_dbno], 0, sizeof(SegmentDatabase));
+	segment_dbs[free_dbno].dbid = dbid;
+	SpinLockRelease(&segment_shared->mutex);
+	return free_dbno;
+}
+
+/*
+ * Free a database's entry if it has neither slots nor a worker.  Caller
+ * holds the hash lock exclusively.
+ */
+static void
+segment_db_release_if_unused(SegmentDatabase *db)
+{
+	if (db->nslots > 0)
+		return;
+	SpinLockAcquire(&segment_shared->mutex);
+	if (db->worker_pid == 0)
+		memset(db, 0, sizeof(SegmentDatabase));
+	SpinLockRelease(&segment_shared->mutex);
+}
+
+/* Is this idgen.database, whose worker starts with the server? */
+static bool
+segment_in_home_database(void)
+{
+	static Oid	home = InvalidOid;
+	static bool looked_up = false;
+
+	if (!looked_up)
+	{
+		home = get_database_oid(idgen_database, true);
+		looked_up = true;
+	}
+	return MyDatabaseId == home;
+}
+
+/*
+ * Wake the worker of a slot's database.  With launch, start one if there is
+ * none and none is starting (outside idgen.database, whose worker the
+ * postmaster starts and restarts); fail with a hint if none can be started.
+ */
+static void
+segment_wake_worker(SegmentSlot *slot, bool launch)
+{
+	SegmentDatabase *db = &segment_dbs[slot->dbno];
+	Oid			dbid = slot->dbid;
+	Latch	   *latch = NULL;
+	bool		start = false;
+	TimestampTz now = 0;
+
+	if (launch)
+	{
+		launch = !segment_in_home_database();
+		now = GetCurrentTimestamp();
+	}
+	SpinLockAcquire(&segment_shared->mutex);
+	if (db->dbid == dbid)
+	{
+		latch = db->worker_latch;
+		if (latch == NULL && launch &&
+			(db->launched_at == 0 ||
+			 TimestampDifferenceExceeds(db->launched_at, now,
+										IDGEN_SEGMENT_WORKER_START_TIMEOUT_MS)))
+		{
+			db->launched_at = now;
+			start = true;
+		}
+	}
 	SpinLockRelease(&segment_shared->mutex);
 	if (latch)
 		SetLatch(latch);
+	if (start && !idgen_launch_segment_worker(dbid))
+	{
+		SpinLockAcquire(&segment_shared->mutex);
+		if (db->dbid == dbid && db->launched_at == now)
+			db->launched_at = 0;
+		SpinLockRelease(&segment_shared->mutex);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start idgen's segment worker for database \"%s\"",
+						get_database_name(dbid)),
+				 errdetail("Each database whose segment tags are in use needs a background worker of its own, and all max_worker_processes (%d) are taken.",
+						   max_worker_processes),
+				 errhint("Raise max_worker_processes and restart the server, or use segment numbers in fewer databases.")));
+	}
 }
 
 /*
@@ -201,7 +337,9 @@ segment_slot_reset(SegmentSlot *slot)
 	pg_atomic_write_u64(&slot->cur_next, 0);
 	pg_atomic_write_u64(&slot->prefetch_at, PG_UINT64_MAX);
 	pg_atomic_write_u32(&slot->prefetch_wanted, 0);
+	pg_atomic_write_u32(&slot->block_max, 0);
 	slot->cur_start = 0;
+	slot->cur_since_ns = 0;
 	slot->has_next = false;
 	slot->next_start = slot->next_end = 0;
 	slot->has_pending = false;
@@ -230,13 +368,16 @@ static void
 segment_free_slot(SegmentTagEntry *entry)
 {
 	SegmentSlot *slot = &segment_shared->slots[entry->slotno];
+	SegmentDatabase *db = &segment_dbs[slot->dbno];
 
 	SpinLockAcquire(&slot->mutex);
 	pg_atomic_write_u64(&slot->generation, 0);
 	pg_write_barrier();
 	segment_slot_reset(slot);
 	SpinLockRelease(&slot->mutex);
-	hash_search(segment_hash, entry->tag, HASH_REMOVE, NULL);
+	hash_search(segment_hash, &entry->key, HASH_REMOVE, NULL);
+	db->nslots--;
+	segment_db_release_if_unused(db);
 }
 
 /*
@@ -244,7 +385,7 @@ segment_free_slot(SegmentTagEntry *entry)
  * of the slot (a newer one for the same tag is left alone).
  */
 static void
-segment_free_tag(const char *key, uint64 generation)
+segment_free_tag(const SegmentKey *key, uint64 generation)
 {
 	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
 	SegmentTagEntry *entry;
@@ -258,46 +399,65 @@ segment_free_tag(const char *key, uint64 generation)
 	ConditionVariableBroadcast(&segment_shared->grant_cv);
 }
 
-/* Free every slot and forget the table they were granted from. */
+/*
+ * Free every slot of a database and forget the table they were granted
+ * from.  Caller holds the hash lock exclusively.
+ */
 static void
-segment_free_all_locked(void)
+segment_free_database_locked(Oid dbid)
 {
 	HASH_SEQ_STATUS status;
 	SegmentTagEntry *entry;
+	int			dbno;
 
 	hash_seq_init(&status, segment_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
-		segment_free_slot(entry);
-	segment_shared->alloc_database = InvalidOid;
-	segment_shared->alloc_relid = InvalidOid;
-}
-
-static void
-segment_free_all(void)
-{
-	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
-
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	segment_free_all_locked();
-	LWLockRelease(lock);
-	ConditionVariableBroadcast(&segment_shared->grant_cv);
+		if (entry->key.dbid == dbid)
+			segment_free_slot(entry);
+	dbno = segment_db_for(dbid, false);
+	if (dbno >= 0)
+		segment_dbs[dbno].alloc_relid = InvalidOid;
 }
 
 /*
- * Does this database hold a table ranges were or may be granted from: the
- * one the buffered ranges came from, or the one the worker serves (whose
- * grant may be on its way to shared memory)?
+ * Free every slot of a database; with stop_worker (the database is being
+ * dropped), also ask its worker to exit, so that it does not keep the drop
+ * waiting.
  */
+static void
+segment_free_database(Oid dbid, bool stop_worker)
+{
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+	int			dbno;
+	Latch	   *latch = NULL;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	segment_free_database_locked(dbid);
+	dbno = segment_db_for(dbid, false);
+	if (dbno >= 0 && stop_worker)
+	{
+		SpinLockAcquire(&segment_shared->mutex);
+		segment_dbs[dbno].exit_requested = true;
+		latch = segment_dbs[dbno].worker_latch;
+		SpinLockRelease(&segment_shared->mutex);
+	}
+	LWLockRelease(lock);
+	if (latch)
+		SetLatch(latch);
+	ConditionVariableBroadcast(&segment_shared->grant_cv);
+}
+
+/* Has this database slots or a worker (ranges buffered or on their way)? */
 static bool
 segment_database_in_use(Oid dbid)
 {
-	Oid			served;
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+	bool		in_use;
 
-	SpinLockAcquire(&segment_shared->mutex);
-	served = segment_shared->database_oid;
-	SpinLockRelease(&segment_shared->mutex);
-	/* alloc_database is read unlocked: at worst a needless gap */
-	return dbid == served || dbid == segment_shared->alloc_database;
+	LWLockAcquire(lock, LW_SHARED);
+	in_use = segment_db_for(dbid, false) >= 0;
+	LWLockRelease(lock);
+	return in_use;
 }
 
 /* Is this relation idgen.segment_alloc of a database in use? */
@@ -318,8 +478,9 @@ segment_is_alloc_table(Oid relid)
 
 /*
  * Object-access hook: the drop or truncation of idgen.segment_alloc, or the
- * drop of its database, frees every slot in the dropping transaction (see
- * the file header).  A drop that rolls back has cost a gap only.
+ * drop of its database, frees every slot of that database in the dropping
+ * transaction (see the file header).  A drop that rolls back has cost a gap
+ * only.
  */
 static void
 segment_object_access(ObjectAccessType access, Oid classId, Oid objectId,
@@ -329,11 +490,12 @@ segment_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		prev_object_access_hook(access, classId, objectId, subId, arg);
 	if (segment_shared == NULL || (access != OAT_DROP && access != OAT_TRUNCATE))
 		return;
-	if ((access == OAT_DROP && classId == DatabaseRelationId &&
-		 segment_database_in_use(objectId)) ||
-		(classId == RelationRelationId && subId == 0 &&
-		 segment_is_alloc_table(objectId)))
-		segment_free_all();
+	if (access == OAT_DROP && classId == DatabaseRelationId &&
+		segment_database_in_use(objectId))
+		segment_free_database(objectId, true);
+	else if (classId == RelationRelationId && subId == 0 &&
+			 segment_is_alloc_table(objectId))
+		segment_free_database(MyDatabaseId, false);
 }
 
 void
@@ -371,11 +533,12 @@ segment_require_known_tag(const char *key)
 
 /* Take a free slot for a tag.  Caller holds the hash lock exclusively. */
 static SegmentTagEntry *
-segment_take_slot(const char *key)
+segment_take_slot(const SegmentKey *key)
 {
 	SegmentTagEntry *entry;
 	SegmentSlot *slot = NULL;
 	int			slotno;
+	int			dbno;
 	bool		found;
 
 	/* shared hash tables grow into spare shared memory: enforce the limit */
@@ -389,15 +552,25 @@ segment_take_slot(const char *key)
 	}
 	if (slotno == idgen_segment_max_tags)
 		return NULL;
+	/* there is an entry for every database that can have a slot */
+	dbno = segment_db_for(key->dbid, true);
+	if (dbno < 0)
+		return NULL;
 	entry = hash_search(segment_hash, key, HASH_ENTER_NULL, &found);
 	if (entry == NULL)
+	{
+		segment_db_release_if_unused(&segment_dbs[dbno]);
 		return NULL;
+	}
 	Assert(!found);
 	entry->slotno = slotno;
+	segment_dbs[dbno].nslots++;
 
 	SpinLockAcquire(&slot->mutex);
 	segment_slot_reset(slot);
-	memcpy(slot->tag, key, NAMEDATALEN);
+	memcpy(slot->tag, key->tag, NAMEDATALEN);
+	slot->dbid = key->dbid;
+	slot->dbno = dbno;
 	pg_write_barrier();
 	pg_atomic_write_u64(&slot->generation,
 						pg_atomic_add_fetch_u64(&segment_shared->generation_counter, 1));
@@ -407,13 +580,13 @@ segment_take_slot(const char *key)
 
 /* Find or take the slot of a tag; return it and its generation. */
 static SegmentSlot *
-segment_lookup(const char *key, uint64 *generation)
+segment_lookup(const SegmentKey *key, uint64 *generation)
 {
 	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
 	SegmentTagEntry *entry;
 	SegmentSlot *slot;
 
-	if (cached_slot && memcmp(cached_key, key, NAMEDATALEN) == 0 &&
+	if (cached_slot && memcmp(&cached_key, key, sizeof(SegmentKey)) == 0 &&
 		pg_atomic_read_u64(&cached_slot->generation) == cached_generation)
 	{
 		*generation = cached_generation;
@@ -432,7 +605,7 @@ segment_lookup(const char *key, uint64 *generation)
 
 	if (entry == NULL)
 	{
-		segment_require_known_tag(key);
+		segment_require_known_tag(key->tag);
 
 		LWLockAcquire(lock, LW_EXCLUSIVE);
 		entry = hash_search(segment_hash, key, HASH_FIND, NULL);
@@ -453,20 +626,24 @@ segment_lookup(const char *key, uint64 *generation)
 		LWLockRelease(lock);
 	}
 
-	memcpy(cached_key, key, NAMEDATALEN);
+	cached_key = *key;
 	cached_slot = slot;
 	*generation = cached_generation;
 	return slot;
 }
 
-/* Make the buffered next range current.  Caller holds slot->mutex. */
+/*
+ * Make the buffered next range current at now_ns (monotonic, read before
+ * the spinlock was taken).  Caller holds slot->mutex.
+ */
 static void
-segment_switch(SegmentSlot *slot)
+segment_switch(SegmentSlot *slot, int64 now_ns)
 {
 	uint64		size = slot->next_end - slot->next_start;
 	uint64		used_for_prefetch = size * idgen_segment_prefetch_at / 100;
 
 	slot->cur_start = slot->next_start;
+	slot->cur_since_ns = now_ns;
 	pg_atomic_write_u64(&slot->prefetch_at, slot->next_start + used_for_prefetch);
 	pg_atomic_write_u64(&slot->cur_next, slot->next_start);
 	pg_write_barrier();
@@ -537,12 +714,12 @@ segment_wait_for_range(SegmentSlot *slot, uint64 generation, const char *key,
 					 errmsg("timed out waiting for a range for segment tag \"%s\"", key),
 					 errdetail("Both buffers of the tag were empty and no range was granted within idgen.segment_wait_timeout (%d ms).",
 							   idgen_segment_wait_timeout_ms),
-					 errhint("Check that the idgen worker is running (pg_stat_activity, backend_type 'idgen worker') in idgen.database, what it waits for (a lock on the tag's row in idgen.segment_alloc, synchronous standbys), and the server log.")));
+					 errhint("Check that the idgen worker of this database is running (pg_stat_activity, backend_type 'idgen worker'), what it waits for (a lock on the tag's row in idgen.segment_alloc, synchronous standbys), and the server log.")));
 		}
 		(void) ConditionVariableTimedSleep(&segment_shared->grant_cv,
 										   Min(remaining_ns / 1000000 + 1, 1000),
 										   PG_WAIT_EXTENSION);
-		segment_wake_worker();
+		segment_wake_worker(slot, true);
 	}
 }
 
@@ -558,6 +735,7 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 {
 	uint32		error_seq;
 	volatile bool granted = false;
+	int64		now_ns = idgen_monotonic_ns();
 
 	SpinLockAcquire(&slot->mutex);
 	if (pg_atomic_read_u64(&slot->generation) != generation ||
@@ -568,7 +746,7 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 	}
 	if (slot->has_next)
 	{
-		segment_switch(slot);
+		segment_switch(slot, now_ns);
 		SpinLockRelease(&slot->mutex);
 		return true;
 	}
@@ -578,11 +756,11 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 	SpinLockRelease(&slot->mutex);
 
 	idgen_count_event(IDGEN_C_SEGMENT_CALLER_WAITS);
-	segment_wake_worker();
 
 	/* waiters must come down however the wait ends (cancel included) */
 	PG_TRY();
 	{
+		segment_wake_worker(slot, true);
 		granted = segment_wait_for_range(slot, generation, key, observed_end, error_seq);
 	}
 	PG_FINALLY();
@@ -598,17 +776,13 @@ segment_refill(SegmentSlot *slot, uint64 generation, const char *key,
 	return granted;
 }
 
-PG_FUNCTION_INFO_V1(idgen_segment_next);
-
-/* idgen.segment_next(tag text) RETURNS bigint */
-Datum
-idgen_segment_next(PG_FUNCTION_ARGS)
+/*
+ * Checks shared by both forms of segment_next(): the tag argument (keyed
+ * in this database), preload, recovery.
+ */
+static inline void
+segment_check_call(FunctionCallInfo fcinfo, SegmentKey *key)
 {
-	char		key[NAMEDATALEN];
-	SegmentSlot *slot;
-	uint64		generation;
-	bool		freed_once = false;
-
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -622,16 +796,40 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 				 errmsg("cannot hand out segment numbers during recovery"),
 				 errdetail("Segment ranges are granted only by a primary."),
 				 errhint("Call idgen.segment_next() on the primary.")));
+}
 
-	if (segment_shared->database_oid != InvalidOid &&
-		segment_shared->database_oid != MyDatabaseId)
+/*
+ * The slot was freed while a call waited: the tag was dropped, or the
+ * buffers forgotten with their table.  The call looks the tag up once more
+ * (it may exist in the new table); a second time it is gone (a snapshot
+ * older than the drop still shows the tag).
+ */
+static void
+segment_freed_while_waiting(const char *key, bool *freed_once)
+{
+	if (*freed_once)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("segment numbers are served in database \"%s\" only", idgen_database),
-				 errdetail("idgen's background worker grants ranges from the idgen.segment_alloc table of the database named by idgen.database."),
-				 errhint("Call idgen.segment_next() in that database, or change idgen.database and restart.")));
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("segment tag \"%s\" does not exist", key),
+				 errdetail("The tag, or the table idgen.segment_alloc, was dropped while this call waited for a range."),
+				 errhint("Create the tag with idgen.segment_create().")));
+	*freed_once = true;
+}
 
-	slot = segment_lookup(key, &generation);
+PG_FUNCTION_INFO_V1(idgen_segment_next);
+
+/* idgen.segment_next(tag text) RETURNS bigint */
+Datum
+idgen_segment_next(PG_FUNCTION_ARGS)
+{
+	SegmentKey	key;
+	SegmentSlot *slot;
+	uint64		generation;
+	bool		freed_once = false;
+
+	segment_check_call(fcinfo, &key);
+
+	slot = segment_lookup(&key, &generation);
 	for (;;)
 	{
 		uint64		end = pg_atomic_read_u64(&slot->cur_end);
@@ -642,7 +840,7 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 		if (unlikely(pg_atomic_read_u64(&slot->generation) != generation))
 		{
 			/* the slot was freed (and maybe reused) meanwhile */
-			slot = segment_lookup(key, &generation);
+			slot = segment_lookup(&key, &generation);
 			continue;
 		}
 		if (likely(value < end))
@@ -650,27 +848,99 @@ idgen_segment_next(PG_FUNCTION_ARGS)
 			if (unlikely(value == pg_atomic_read_u64(&slot->prefetch_at)))
 			{
 				pg_atomic_write_u32(&slot->prefetch_wanted, 1);
-				segment_wake_worker();
+				segment_wake_worker(slot, false);
 			}
 			idgen_count_issued(IDGEN_C_SEGMENT_ISSUED);
 			PG_RETURN_INT64((int64) value);
 		}
-		if (!segment_refill(slot, generation, key, end))
+		if (!segment_refill(slot, generation, key.tag, end))
 		{
-			/*
-			 * The slot was freed while we waited: the tag was dropped, or
-			 * the buffers forgotten with their table.  Look the tag up once
-			 * more (it may exist in the new table); a second time it is
-			 * gone (a snapshot older than the drop still shows the tag).
-			 */
-			if (freed_once)
+			segment_freed_while_waiting(key.tag, &freed_once);
+			slot = segment_lookup(&key, &generation);
+		}
+	}
+}
+
+PG_FUNCTION_INFO_V1(idgen_segment_next_block);
+
+/*
+ * idgen.segment_next(tag text, n integer) RETURNS bigint: the first of n
+ * consecutive numbers, all the caller's.
+ *
+ * One fetch-add of n draws the block, so no other caller can get any of its
+ * numbers (the same protocol as a single draw: see SegmentSlot).  A block
+ * lies within one range: one that would cross the end of the current range
+ * leaves the rest of that range unused (a gap, as a rollback leaves) and is
+ * drawn again from the next range.  n is at most the tag's own step, which
+ * every range holds (segment_grant.c never grants less), so a block always
+ * fits in a fresh range; the slot learns that step with its first grant, so
+ * a call that finds none yet waits for it before checking n.
+ */
+Datum
+idgen_segment_next_block(PG_FUNCTION_ARGS)
+{
+	SegmentKey	key;
+	SegmentSlot *slot;
+	uint64		generation;
+	bool		freed_once = false;
+	int32		n;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("segment block size must not be null")));
+	n = PG_GETARG_INT32(1);
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("segment block size must be at least 1"),
+				 errdetail("The block size given was %d.", n),
+				 errhint("Ask for between 1 and the tag's step numbers per call.")));
+	segment_check_call(fcinfo, &key);
+
+	slot = segment_lookup(&key, &generation);
+	for (;;)
+	{
+		uint32		block_max = pg_atomic_read_u32(&slot->block_max);
+		uint64		end = pg_atomic_read_u64(&slot->cur_end);
+		uint64		value;
+
+		if (block_max != 0)
+		{
+			if ((uint32) n > block_max &&
+				pg_atomic_read_u64(&slot->generation) == generation)
 				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("segment tag \"%s\" does not exist", key),
-						 errdetail("The tag, or the table idgen.segment_alloc, was dropped while this call waited for a range."),
-						 errhint("Create the tag with idgen.segment_create().")));
-			freed_once = true;
-			slot = segment_lookup(key, &generation);
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("segment block size %d exceeds the step of segment tag \"%s\"",
+								n, key.tag),
+						 errdetail("A block comes from one range, and every range of this tag holds at least its step, %u numbers.",
+								   block_max),
+						 errhint("Ask for at most %u numbers per call, or create the tag with a step of at least %d.",
+								 block_max, n)));
+			pg_read_barrier();
+			value = pg_atomic_fetch_add_u64(&slot->cur_next, (uint64) n);
+			if (unlikely(pg_atomic_read_u64(&slot->generation) != generation))
+			{
+				slot = segment_lookup(&key, &generation);
+				continue;
+			}
+			if (value + n <= end && (uint32) n <= block_max)
+			{
+				uint64		prefetch_at = pg_atomic_read_u64(&slot->prefetch_at);
+
+				if (prefetch_at >= value && prefetch_at < value + n)
+				{
+					pg_atomic_write_u32(&slot->prefetch_wanted, 1);
+					segment_wake_worker(slot, false);
+				}
+				idgen_count_issued_n(IDGEN_C_SEGMENT_ISSUED, (uint64) n);
+				PG_RETURN_INT64((int64) value);
+			}
+		}
+		if (!segment_refill(slot, generation, key.tag, end))
+		{
+			segment_freed_while_waiting(key.tag, &freed_once);
+			slot = segment_lookup(&key, &generation);
 		}
 	}
 }
@@ -697,12 +967,12 @@ PG_FUNCTION_INFO_V1(idgen_segment_forget);
 Datum
 idgen_segment_forget(PG_FUNCTION_ARGS)
 {
-	char		key[NAMEDATALEN];
+	SegmentKey	key;
 
 	if (segment_shared == NULL)
 		PG_RETURN_VOID();
-	segment_tag_key(PG_GETARG_TEXT_PP(0), key);
-	segment_free_tag(key, 0);
+	segment_tag_key(PG_GETARG_TEXT_PP(0), &key);
+	segment_free_tag(&key, 0);
 	PG_RETURN_VOID();
 }
 
@@ -741,8 +1011,8 @@ idgen_segment_buffers(PG_FUNCTION_ARGS)
 		uint64		grants;
 		int			waiters;
 
-		/* generations change only under the exclusive lock */
-		if (pg_atomic_read_u64(&slot->generation) == 0)
+		/* generations change only under the exclusive lock; tags of this database */
+		if (pg_atomic_read_u64(&slot->generation) == 0 || slot->dbid != MyDatabaseId)
 			continue;
 
 		/* copy under the spinlock; build datums (which may allocate) after */
@@ -778,36 +1048,116 @@ idgen_segment_buffers(PG_FUNCTION_ARGS)
 }
 
 /*
- * Worker side.  The worker publishes its latch so that callers can wake it,
- * and the database it serves so that callers elsewhere get a clear error.
+ * Worker side.  A worker serves the slots of the database it is connected
+ * to and publishes its latch in that database's entry, so that callers can
+ * wake it.  It detaches under the exclusive hash lock, so a caller that
+ * takes a slot either finds it attached or starts another.
  */
+static void
+segment_worker_detach_locked(void)
+{
+	SegmentDatabase *db = &segment_dbs[my_dbno];
+
+	SpinLockAcquire(&segment_shared->mutex);
+	if (db->worker_pid == MyProcPid)
+	{
+		db->worker_latch = NULL;
+		db->worker_pid = 0;
+	}
+	SpinLockRelease(&segment_shared->mutex);
+	segment_db_release_if_unused(db);
+	my_dbno = -1;
+}
+
 static void
 segment_worker_exit(int code, Datum arg)
 {
-	segment_worker_detach();
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+
+	if (my_dbno < 0)
+		return;
+	/* exiting on an error may hold it: nothing else is done after this */
+	LWLockReleaseAll();
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	segment_worker_detach_locked();
+	LWLockRelease(lock);
 }
 
-void
-segment_worker_attach(Oid database_oid)
+/*
+ * Serve the database this worker is connected to.  False if another worker
+ * serves it already (or, which cannot happen, no entry is free).
+ */
+bool
+segment_worker_attach(void)
 {
-	SpinLockAcquire(&segment_shared->mutex);
-	segment_shared->worker_latch = MyLatch;
-	segment_shared->worker_pid = MyProcPid;
-	segment_shared->database_oid = database_oid;
-	SpinLockRelease(&segment_shared->mutex);
-	before_shmem_exit(segment_worker_exit, (Datum) 0);
-}
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+	bool		attached = false;
+	int			dbno;
 
-void
-segment_worker_detach(void)
-{
-	SpinLockAcquire(&segment_shared->mutex);
-	if (segment_shared->worker_pid == MyProcPid)
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	dbno = segment_db_for(MyDatabaseId, true);
+	if (dbno >= 0)
 	{
-		segment_shared->worker_latch = NULL;
-		segment_shared->worker_pid = 0;
+		SegmentDatabase *db = &segment_dbs[dbno];
+
+		SpinLockAcquire(&segment_shared->mutex);
+		if (db->worker_pid == 0)
+		{
+			db->worker_pid = MyProcPid;
+			db->worker_latch = MyLatch;
+			db->launched_at = 0;
+			db->exit_requested = false;
+			attached = true;
+		}
+		SpinLockRelease(&segment_shared->mutex);
 	}
+	if (attached)
+		my_dbno = dbno;
+	LWLockRelease(lock);
+	if (attached)
+		before_shmem_exit(segment_worker_exit, (Datum) 0);
+	return attached;
+}
+
+/*
+ * Whether this worker is to exit now, detached: its database is being
+ * dropped, or (unless permanent) it has had no slot for
+ * IDGEN_SEGMENT_WORKER_IDLE_MS.
+ */
+bool
+segment_worker_idle_exit(bool permanent)
+{
+	static int64 idle_since_ns = 0;
+	LWLock	   *lock = idgen_lwlock(IDGEN_LWLOCK_SEGMENT_HASH);
+	SegmentDatabase *db = &segment_dbs[my_dbno];
+	bool		exit_requested;
+	int64		now_ns = idgen_monotonic_ns();
+
+	LWLockAcquire(lock, LW_SHARED);
+	if (db->nslots > 0)
+		idle_since_ns = 0;
+	else if (idle_since_ns == 0)
+		idle_since_ns = now_ns;
+	SpinLockAcquire(&segment_shared->mutex);
+	exit_requested = db->exit_requested;
 	SpinLockRelease(&segment_shared->mutex);
+	LWLockRelease(lock);
+	if (idle_since_ns == 0 ||
+		!(exit_requested ||
+		  (!permanent && now_ns - idle_since_ns >= (int64) IDGEN_SEGMENT_WORKER_IDLE_MS * 1000000)))
+		return false;
+
+	/* a caller may have taken a slot meanwhile: look again, exclusively */
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	if (db->nslots > 0)
+	{
+		LWLockRelease(lock);
+		idle_since_ns = 0;
+		return false;
+	}
+	segment_worker_detach_locked();
+	LWLockRelease(lock);
+	return true;
 }
 
 /*
@@ -889,17 +1239,38 @@ segment_slot_needs_grant(SegmentSlot *slot)
 	return cur_end > 0 && cur_next >= pg_atomic_read_u64(&slot->prefetch_at);
 }
 
+/*
+ * The rate at which callers drew the current range: the numbers drawn since
+ * it became current over the time since, or 0 if unknown.  Measured when
+ * the next range is wanted (the prefetch point, or a caller waiting), so
+ * over at least idgen.segment_prefetch_at percent of the range; an
+ * underestimate if callers have waited meanwhile.  Caller holds
+ * slot->mutex.
+ */
+static double
+segment_slot_rate(SegmentSlot *slot, int64 now_ns)
+{
+	uint64		cur_end = pg_atomic_read_u64(&slot->cur_end);
+	uint64		drawn = Min(pg_atomic_read_u64(&slot->cur_next), cur_end);
+
+	if (slot->cur_since_ns == 0 || cur_end == 0 || drawn <= slot->cur_start ||
+		now_ns <= slot->cur_since_ns)
+		return 0;
+	return (double) (drawn - slot->cur_start) * 1e9 / (double) (now_ns - slot->cur_since_ns);
+}
+
 /* Run one grant; on failure return the error instead of raising it. */
 static ErrorData *
 segment_try_grant(const char *tag, int64 known_fence, XLogRecPtr known_fence_lsn,
-				  int64 confirmed_fence, SegmentGrant *grant)
+				  int64 confirmed_fence, double local_rate, SegmentGrant *grant)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ErrorData  *volatile edata = NULL;
 
 	PG_TRY();
 	{
-		segment_grant_range(tag, known_fence, known_fence_lsn, confirmed_fence, grant);
+		segment_grant_range(tag, known_fence, known_fence_lsn, confirmed_fence,
+							local_rate, grant);
 	}
 	PG_CATCH();
 	{
@@ -945,6 +1316,8 @@ segment_worker_serve(void)
 		int64		fence;
 		XLogRecPtr	fence_lsn;
 		int64		fence_confirmed;
+		double		rate;		/* numbers per second drawn from the
+								 * current range, or 0 */
 	}			SegmentTodo;
 	SegmentTodo *todo;
 	int			ntodo = 0;
@@ -952,6 +1325,7 @@ segment_worker_serve(void)
 	bool		released = false;
 	XLogRecPtr	flushed = segment_standbys_flushed();
 	TimestampTz now = GetCurrentTimestamp();
+	int64		now_ns = idgen_monotonic_ns();
 
 	todo = palloc(sizeof(SegmentTodo) * idgen_segment_max_tags);
 	LWLockAcquire(lock, LW_SHARED);
@@ -961,7 +1335,8 @@ segment_worker_serve(void)
 		uint64		generation = pg_atomic_read_u64(&slot->generation);
 		bool		needed;
 
-		if (generation == 0)
+		/* dbid is stable while the generation is, under the hash lock */
+		if (generation == 0 || slot->dbid != MyDatabaseId)
 			continue;
 		SpinLockAcquire(&slot->mutex);
 		if (!XLogRecPtrIsInvalid(slot->fence_lsn) && slot->fence_lsn <= flushed)
@@ -983,6 +1358,7 @@ segment_worker_serve(void)
 			todo[ntodo].fence = slot->fence;
 			todo[ntodo].fence_lsn = slot->fence_lsn;
 			todo[ntodo].fence_confirmed = slot->fence_confirmed;
+			todo[ntodo].rate = segment_slot_rate(slot, now_ns);
 			ntodo++;
 		}
 		SpinLockRelease(&slot->mutex);
@@ -1002,7 +1378,7 @@ segment_worker_serve(void)
 
 		CHECK_FOR_INTERRUPTS();
 		edata = segment_try_grant(todo[i].tag, todo[i].fence, todo[i].fence_lsn,
-								  todo[i].fence_confirmed, &grant);
+								  todo[i].fence_confirmed, todo[i].rate, &grant);
 
 		if (edata)
 		{
@@ -1012,7 +1388,12 @@ segment_worker_serve(void)
 			if (edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT)
 			{
 				/* not in the table: free the slot, its waiters fail */
-				segment_free_tag(todo[i].tag, todo[i].generation);
+				SegmentKey	key;
+
+				memset(&key, 0, sizeof(key));
+				memcpy(key.tag, todo[i].tag, NAMEDATALEN);
+				key.dbid = MyDatabaseId;
+				segment_free_tag(&key, todo[i].generation);
 				FreeErrorData(edata);
 				continue;
 			}
@@ -1027,19 +1408,15 @@ segment_worker_serve(void)
 		 * Ranges of another table (the extension or its database dropped and
 		 * created again, unseen by the hook) must not stay next to this one.
 		 */
-		if (!edata && segment_shared->alloc_relid != InvalidOid &&
-			(segment_shared->alloc_relid != grant.relid ||
-			 segment_shared->alloc_database != MyDatabaseId))
+		if (!edata && segment_dbs[my_dbno].alloc_relid != InvalidOid &&
+			segment_dbs[my_dbno].alloc_relid != grant.relid)
 		{
 			ereport(LOG,
 					(errmsg("idgen worker: idgen.segment_alloc is not the table the buffered ranges were granted from; forgetting them")));
-			segment_free_all_locked();
+			segment_free_database_locked(MyDatabaseId);
 		}
 		if (!edata)
-		{
-			segment_shared->alloc_database = MyDatabaseId;
-			segment_shared->alloc_relid = grant.relid;
-		}
+			segment_dbs[my_dbno].alloc_relid = grant.relid;
 
 		/* a tag freed (and maybe taken again) meanwhile gets nothing */
 		if (pg_atomic_read_u64(&slot->generation) == todo[i].generation)
@@ -1063,6 +1440,7 @@ segment_worker_serve(void)
 			}
 			else
 			{
+				pg_atomic_write_u32(&slot->block_max, (uint32) grant.tag_step);
 				if (grant.fence >= 0)
 				{
 					slot->fence = grant.fence;

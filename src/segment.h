@@ -46,15 +46,22 @@
 typedef struct SegmentSlot
 {
 	char		tag[NAMEDATALEN];	/* written with generation; immutable while taken */
+	Oid			dbid;			/* the tag's database; likewise */
+	int			dbno;			/* its entry in SegmentShared's databases; likewise */
 	pg_atomic_uint64 generation;	/* see above */
 
 	pg_atomic_uint64 cur_next;	/* atomic: next value of the current range */
 	pg_atomic_uint64 cur_end;	/* atomic: end (exclusive); written under mutex */
 	pg_atomic_uint64 prefetch_at;	/* atomic: value whose issue asks for a prefetch */
 	pg_atomic_uint32 prefetch_wanted;	/* atomic flag for the worker */
+	pg_atomic_uint32 block_max;	/* atomic: the tag's own step, the largest
+								 * block (every range holds at least that
+								 * many numbers); 0 before the first grant;
+								 * written under mutex */
 
 	slock_t		mutex;			/* protects everything below */
 	uint64		cur_start;
+	int64		cur_since_ns;	/* monotonic time cur_start became current */
 	bool		has_next;		/* the second buffer holds a granted range */
 	uint64		next_start;
 	uint64		next_end;
@@ -89,23 +96,42 @@ typedef struct SegmentSlot
 	uint64		grants;
 } SegmentSlot;
 
-/* State shared with the worker. */
-typedef struct SegmentShared
+/*
+ * A database whose tags have slots, or whose worker runs.  Each database's
+ * tags are granted by a worker of its own, connected to it: the one of
+ * idgen.database starts with the server and stays; the others are started
+ * by the first caller that needs a grant and exit once their database has
+ * had no slot for IDGEN_SEGMENT_WORKER_IDLE_MS.
+ *
+ * dbid changes only under the exclusive hash lock and SegmentShared.mutex
+ * together (reading it under either is stable); nslots and alloc_relid are
+ * protected by the hash lock; the worker fields by SegmentShared.mutex.  An
+ * entry is free (dbid InvalidOid) once it has neither slots nor a worker.
+ */
+typedef struct SegmentDatabase
 {
-	slock_t		mutex;			/* protects worker_latch, worker_pid, database_oid */
-	Latch	   *worker_latch;
-	pid_t		worker_pid;
-	Oid			database_oid;	/* database the worker serves, once connected */
-	pg_atomic_uint64 generation_counter;	/* atomic */
+	Oid			dbid;
+	int			nslots;			/* slots taken by this database's tags */
 
 	/*
-	 * The idgen.segment_alloc table every buffered range was granted from:
-	 * its database and OID, or InvalidOid before the first grant.  Protected
-	 * by the exclusive hash lock; when the worker grants from another table,
-	 * every slot is freed first (segment.c).
+	 * The idgen.segment_alloc table every buffered range of this database
+	 * was granted from, or InvalidOid before the first grant; when the
+	 * worker grants from another table, the database's slots are freed
+	 * first.
 	 */
-	Oid			alloc_database;
 	Oid			alloc_relid;
+
+	pid_t		worker_pid;		/* 0: no worker attached */
+	Latch	   *worker_latch;
+	TimestampTz launched_at;	/* a start requested then, not yet attached */
+	bool		exit_requested; /* the database is being dropped */
+} SegmentDatabase;
+
+/* State shared with the workers. */
+typedef struct SegmentShared
+{
+	slock_t		mutex;			/* see SegmentDatabase */
+	pg_atomic_uint64 generation_counter;	/* atomic */
 
 	/*
 	 * Callers waiting for a grant sleep here, whatever their tag, and are
@@ -115,7 +141,12 @@ typedef struct SegmentShared
 	 */
 	ConditionVariable grant_cv;
 
-	SegmentSlot slots[FLEXIBLE_ARRAY_MEMBER];	/* idgen.segment_max_tags */
+	/*
+	 * idgen.segment_max_tags slots, then the databases: as many as slots
+	 * (each database with a slot) plus max_worker_processes (each with a
+	 * worker but no slot any more).
+	 */
+	SegmentSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } SegmentShared;
 
 /* What the worker's grant transaction produced. */
@@ -124,6 +155,7 @@ typedef struct SegmentGrant
 	int64		start;			/* first value of the range */
 	int64		end;			/* end of the range (exclusive) */
 	int64		step;			/* step in use after tuning */
+	int32		tag_step;		/* the tag's own step (segment_alloc.step) */
 	int64		burned;			/* values burned first (failover), or 0 */
 	Oid			relid;			/* the idgen.segment_alloc granted from */
 	int64		fence;			/* fence committed with the grant, or -1 */
@@ -140,12 +172,14 @@ extern void segment_shmem_init(void);
 extern void segment_install_hooks(void);
 
 /* Worker side */
-extern void segment_worker_attach(Oid database_oid);
-extern void segment_worker_detach(void);
+#define IDGEN_SEGMENT_WORKER_IDLE_MS	10000
+
+extern bool segment_worker_attach(void);
+extern bool segment_worker_idle_exit(bool permanent);
 extern bool segment_worker_serve(void);
 extern void segment_grant_range(const char *tag, int64 known_fence,
 								XLogRecPtr known_fence_lsn, int64 confirmed_fence,
-								SegmentGrant *grant);
+								double local_rate, SegmentGrant *grant);
 extern XLogRecPtr segment_standbys_flushed(void);
 
 #endif							/* IDGEN_SEGMENT_H */

@@ -15,7 +15,15 @@
  *	   of).  The burn is recorded in the outbox.
  *	3. Tune the step as Leaf does: double it when the last range lasted less
  *	   than idgen.segment_duration, halve it when it lasted over twice as
- *	   long, within [the tag's step, idgen.segment_max_step].
+ *	   long, within [the tag's step, idgen.segment_max_step].  Doubling
+ *	   alone is too slow when a tag is drawn fast: a range of a few thousand
+ *	   numbers lasts microseconds, a grant milliseconds (its commit is
+ *	   flushed), so every range would run out before the next one is
+ *	   granted, for the first dozen grants.  So the step is also at least
+ *	   what the rate at which this server hands out the tag's numbers
+ *	   (measured by segment.c over the current range) uses in
+ *	   idgen.segment_min_range, within the same bounds: from the second
+ *	   grant on, ranges last long enough for the prefetch to land.
  *	4. Take the range (from this primary's residue class when grants are
  *	   interleaved between independent primaries), advance the row and its
  *	   fence, and write the grant to the outbox, idgen.segment_events.
@@ -142,7 +150,7 @@ numbers_in_burn_window(double rate)
  */
 void
 segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_lsn,
-					int64 confirmed_fence, SegmentGrant *grant)
+					int64 confirmed_fence, double local_rate, SegmentGrant *grant)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
@@ -293,6 +301,14 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 		else if (elapsed >= 2.0 * idgen_segment_duration_s)
 			step = Max(step / 2, cfg_step);
 	}
+	if (idgen_segment_interleave_count == 1 && local_rate > 0)
+	{
+		int64		ceiling = Max(cfg_step, (int64) idgen_segment_max_step);
+		double		want = local_rate * idgen_segment_min_range_ms / 1000.0;
+
+		if (want > (double) step)
+			step = want >= (double) ceiling ? ceiling : (int64) want;
+	}
 	if (idgen_segment_interleave_count > 1)
 		step = cfg_step;
 
@@ -362,6 +378,7 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 	grant->start = range_start;
 	grant->end = range_end;
 	grant->step = step;
+	grant->tag_step = (int32) cfg_step;
 	grant->relid = relid;
 	grant->fence = fence;
 	grant->commit_lsn = XactLastCommitEnd;

@@ -149,6 +149,15 @@ idgen_count_issued(IdgenCounter counter)
 		stats_flush_pending();
 }
 
+/* n numbers issued at once (a block): one pending update */
+void
+idgen_count_issued_n(IdgenCounter counter, uint64 n)
+{
+	pending_counts[counter] += n;
+	if (unlikely(++pending_total >= IDGEN_STATS_FLUSH_EVERY))
+		stats_flush_pending();
+}
+
 void
 idgen_count_event(IdgenCounter counter)
 {

@@ -42,6 +42,7 @@ typedef enum IdgenCounter
  * shared counters every few hundred IDs and at the end of each transaction.
  */
 extern void idgen_count_issued(IdgenCounter counter);
+extern void idgen_count_issued_n(IdgenCounter counter, uint64 n);
 
 /* Count a rare event (a wait, a refusal, a write): shared at once. */
 extern void idgen_count_event(IdgenCounter counter);

@@ -1,23 +1,31 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  idgen's background workers in idgen.database: the segment worker
- *	  ("idgen worker") and the probe worker ("idgen probe worker").
+ *	  idgen's background workers: the segment workers ("idgen worker"), one
+ *	  per database whose segment tags are in use, and the probe worker
+ *	  ("idgen probe worker") in idgen.database.
  *
- * Both start once recovery has finished (a standby runs neither) and
- * connect to the database named by idgen.database.
+ * All start once recovery has finished (a standby runs none).
  *
- * The idgen worker grants segment ranges (segment.c, segment_grant.c): it
- * sleeps on its latch, which callers set when a tag needs a range, and looks
- * at every tag once a second in case a wake-up was missed, or every
+ * An idgen worker grants the segment ranges of the database it is connected
+ * to (segment.c, segment_grant.c), from that database's idgen.segment_alloc.
+ * The one of idgen.database is registered at start-up and stays, restarted
+ * by the postmaster if it dies.  Any other database gets one when a caller
+ * there first needs a grant (RegisterDynamicBackgroundWorker, from
+ * segment.c); it is not restarted, exits once its database has had no tag
+ * in shared memory for IDGEN_SEGMENT_WORKER_IDLE_MS or is being dropped,
+ * and the next caller that needs it starts it again.  So background work
+ * grows with the databases that use segments, not with those that exist.
+ * A worker sleeps on its latch, which callers set when a tag needs a range,
+ * and looks at its tags once a second in case a wake-up was missed, or every
  * IDGEN_WORKER_HELD_BACK_NAP_MS while a granted range waits for the
  * standbys to confirm its fence (nothing wakes it when they do).  Its
  * session runs with synchronous_commit = on regardless of the server's
  * setting, because the grants it commits protect uniqueness across crashes.
  *
- * Both sessions run with search_path = pg_catalog: they run as the bootstrap
- * superuser, so nothing a database owner puts on the path may resolve in
- * their queries.
+ * Every session runs with search_path = pg_catalog: they run as the
+ * bootstrap superuser, so nothing a database owner puts on the path may
+ * resolve in their queries.
  *
  * The probe worker runs the registered uniqueness probes (idgen.probe_run(),
  * each probe as its table's owner: probe.c) every idgen.probe_interval
@@ -31,6 +39,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -40,6 +49,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 
@@ -75,15 +85,39 @@ idgen_register_worker(void)
 	register_database_worker("idgen probe worker", "idgen_probe_worker_main");
 }
 
-/* Signal handlers and the connection to idgen.database. */
+/*
+ * Start the segment worker of a database other than idgen.database (called
+ * by segment.c from a backend); false if no background worker slot is free.
+ */
+bool
+idgen_launch_segment_worker(Oid dbid)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "idgen", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "idgen_segment_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "idgen worker for database %u", dbid);
+	strlcpy(worker.bgw_type, "idgen worker", BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
+	return RegisterDynamicBackgroundWorker(&worker, NULL);
+}
+
+/* Signal handlers and the connection to a database (by name or OID). */
 static void
-worker_connect(const char *appname)
+worker_connect(const char *appname, const char *dbname, Oid dbid)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(idgen_database, NULL, 0);
+	if (dbname)
+		BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	else
+		BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_OVERRIDE);
 	pgstat_report_appname(appname);
 }
@@ -104,23 +138,67 @@ worker_nap(long timeout_ms)
 	}
 }
 
-void
-idgen_worker_main(Datum main_arg)
+/*
+ * A segment worker's life once connected; permanent: the one of
+ * idgen.database, which does not exit when idle.
+ */
+static void
+segment_worker_run(bool permanent)
 {
-	worker_connect("idgen worker");
+	char	   *dbname;
+
+	/* for the log: the name as it is now (the worker is bound to the OID) */
+	StartTransactionCommand();
+	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
-	segment_worker_attach(MyDatabaseId);
+	/*
+	 * Exit code 1 has the postmaster restart the permanent worker later
+	 * (with 0 it would be unregistered); the others are started on demand.
+	 */
+	if (!segment_worker_attach())
+	{
+		/* started twice for one database: the other one serves it */
+		ereport(DEBUG1,
+				(errmsg("idgen worker: database \"%s\" is served by another worker",
+						dbname)));
+		proc_exit(permanent ? 1 : 0);
+	}
 	ereport(LOG,
-			(errmsg("idgen worker started in database \"%s\"", idgen_database)));
+			(errmsg("idgen worker started in database \"%s\"", dbname)));
 
 	for (;;)
 	{
 		bool		held_back = segment_worker_serve();
 
+		if (!held_back && segment_worker_idle_exit(permanent))
+		{
+			ereport(LOG,
+					(errmsg("idgen worker in database \"%s\" exiting: no segment tag in use",
+							dbname)));
+			proc_exit(permanent ? 1 : 0);
+		}
 		worker_nap(held_back ? IDGEN_WORKER_HELD_BACK_NAP_MS : IDGEN_WORKER_NAP_MS);
 	}
+}
+
+/* The segment worker of idgen.database, registered at start-up. */
+void
+idgen_worker_main(Datum main_arg)
+{
+	worker_connect("idgen worker", idgen_database, InvalidOid);
+	segment_worker_run(true);
+}
+
+/* The segment worker of another database, started on demand. */
+void
+idgen_segment_worker_main(Datum main_arg)
+{
+	worker_connect("idgen worker", NULL, DatumGetObjectId(main_arg));
+	segment_worker_run(false);
 }
 
 /*
@@ -199,7 +277,7 @@ idgen_probe_worker_main(Datum main_arg)
 {
 	int64		next_probe_ns = 0;
 
-	worker_connect("idgen probe worker");
+	worker_connect("idgen probe worker", idgen_database, InvalidOid);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
 	for (;;)

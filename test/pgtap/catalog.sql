@@ -49,7 +49,7 @@ SELECT functions_are('idgen',
           'convert_to_snowflake', 'convert_to_segment', '_convert_prepare', '_convert_finish'],
     'schema idgen has exactly the documented functions');
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'idgen'::regnamespace),
-          40, 'schema idgen has 40 functions (uuidv7 is the only overloaded name)');
+          41, 'schema idgen has 41 functions (uuidv7 and segment_next are the overloaded names)');
 SELECT views_are('idgen', ARRAY['stats', 'status', 'segments', 'probe_status'],
     'schema idgen has exactly the documented views');
 SELECT tables_are('idgen',

@@ -68,6 +68,7 @@ SELECT results_eq(
       ('idgen.segment_drop(text)', 'v', 'u'),
       -- this backend's cached slot; signals the idgen worker and waits
       ('idgen.segment_next(text)', 'v', 'r'),
+      ('idgen.segment_next(text,integer)', 'v', 'r'),
       -- depend on the layout settings only
       ('idgen.snowflake_decode(bigint)', 's', 's'),
       ('idgen.snowflake_min(timestamp with time zone)', 's', 's'),

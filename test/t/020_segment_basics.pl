@@ -23,11 +23,13 @@
 #  - Interleaving: two independent servers with
 #    idgen.segment_interleave_count = 2 and index 0 / 1, each with its own
 #    tag start 1 step 10, take alternate blocks of 10 and never overlap.
-#  - The worker's database: a call in another database is refused (55000);
-#    while no worker serves the tags a call gives up after
-#    idgen.segment_wait_timeout (IG011) and counts a refusal; a waiting call
-#    can be cancelled, and neither leaves a waiter counted in
-#    idgen.segment_buffers().
+#  - Databases: tags in a database other than idgen.database get a worker
+#    of their own on the first call, even before idgen.database exists;
+#    while that worker cannot grant (the tags' rows locked by another
+#    session) a call gives up after idgen.segment_wait_timeout (IG011) and
+#    counts a refusal; a waiting call can be cancelled, and neither leaves a
+#    waiter counted in idgen.segment_buffers().  The same tag name in
+#    idgen.database is another tag.
 
 use strict;
 use warnings;
@@ -69,6 +71,8 @@ shared_preload_libraries = 'idgen'
 idgen.worker_id = 1
 idgen.database = 'postgres'
 idgen.segment_max_step = 20
+# grant sizes below follow doubling alone (026 covers sizing by rate)
+idgen.segment_min_range = 0
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION idgen');
@@ -297,8 +301,8 @@ is($after->[0], 100, "tuning: halving stops at the tag's step (100)");
 # Interleaving between two independent primaries.
 ########################################################################
 
-# Node a also checks the worker's database: its tags live in database
-# segdb, created only after a first call has timed out.
+# Node a also checks databases: idgen.database is segdb, created only after
+# tags of database postgres have been used.
 my @inodes;
 for my $k (0, 1)
 {
@@ -317,30 +321,39 @@ idgen.segment_wait_timeout = 500
 	push @inodes, $n;
 }
 
-# No database segdb yet, so no worker serves the tags: a call waits
+# No database segdb yet; the first call in postgres starts postgres's own
+# worker, whose grants wait for the tags' rows, locked here: a call waits
 # idgen.segment_wait_timeout, then gives up with IG011.
 $inodes[0]->safe_psql('postgres', q{
 CREATE EXTENSION idgen;
 SELECT idgen.segment_create('i');
 SELECT idgen.segment_create('i2');
 });
+my $rowlock = $inodes[0]->background_psql('postgres');
+$rowlock->query_safe(
+	"BEGIN; SELECT tag FROM idgen.segment_alloc WHERE tag IN ('i', 'i2') FOR UPDATE");
 my $t0 = Time::HiRes::time();
 my $r = try_sql($inodes[0], "SELECT idgen.segment_next('i')");
 my $elapsed = Time::HiRes::time() - $t0;
-is($r->{sqlstate}, 'IG011', 'no worker: the call times out with IG011');
+is($r->{sqlstate}, 'IG011', 'no grant: the call times out with IG011');
 like($r->{stderr}, qr/timed out waiting for a range for segment tag "i"/,
-	'no worker: the message names the tag');
-cmp_ok($elapsed, '>=', 0.45, sprintf('no worker: it waited the timeout (%.2f s)', $elapsed));
+	'no grant: the message names the tag');
+cmp_ok($elapsed, '>=', 0.45, sprintf('no grant: it waited the timeout (%.2f s)', $elapsed));
 is(stats_counter($inodes[0], 'idgen_refusals_total',
 		'{"generator": "segment", "reason": "wait_timeout"}'),
-	'1', 'no worker: the timeout is counted');
+	'1', 'no grant: the timeout is counted');
 # A waiting call can be cancelled, and leaves no waiter behind.
 $r = try_sql($inodes[0],
 	"SET statement_timeout = '100ms';\nSELECT idgen.segment_next('i2');");
-is($r->{sqlstate}, '57014', 'no worker: a waiting call can be cancelled (statement_timeout)');
+is($r->{sqlstate}, '57014', 'no grant: a waiting call can be cancelled (statement_timeout)');
 is($inodes[0]->safe_psql('postgres',
 		"SELECT string_agg(tag || ':' || waiters, ',' ORDER BY tag) FROM idgen.segment_buffers()"),
-	'i:0,i2:0', 'no worker: neither the timed-out nor the cancelled call is still counted as waiting');
+	'i:0,i2:0', 'no grant: neither the timed-out nor the cancelled call is still counted as waiting');
+is($inodes[0]->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'idgen worker' AND datname = 'postgres'"),
+	'1', 'database postgres got a worker of its own on its first call');
+$rowlock->query_safe('ROLLBACK');
+$rowlock->quit;
 
 for my $k (0, 1)
 {
@@ -351,11 +364,10 @@ for my $k (0, 1)
 	$n->safe_psql('segdb', "SELECT idgen.segment_create('i', 1, 10)");
 }
 
-# Now that the worker serves segdb, a call elsewhere is refused at once.
-$r = try_sql($inodes[0], "SELECT idgen.segment_next('i')");
-is($r->{sqlstate}, '55000', 'another database: refused with 55000');
-like($r->{stderr}, qr/segment numbers are served in database "segdb" only/,
-	'another database: the message names idgen.database');
+# With the rows free, postgres's tag i hands out its first block (start 1,
+# step 1000, block 0 of this node); segdb's tag i is another tag.
+is($inodes[0]->safe_psql('postgres', "SELECT idgen.segment_next('i')"), '1',
+	'database postgres: its tag i hands out its own numbers');
 
 my %seen;
 my @per_node;

@@ -7,7 +7,8 @@
 # idgen.segment_duration at its default, every grant doubles the step, so
 # without a fence the old primary grants ranges far beyond what the
 # standby's burn estimate covers (the issue saw 34,486 repeats; this test
-# sees thousands on 1.0).  idgen.segment_burn_window = 0 keeps the headroom
+# sees thousands on 1.0; idgen.segment_min_range = 0 leaves the growth to
+# doubling, one grant at a time).  idgen.segment_burn_window = 0 keeps the headroom
 # at idgen.segment_burn_steps (10) steps, so that the burst outruns it.
 # With the fence, the primary uses a range only once the standby has a
 # fence at or above its end, so the burst stops (IG011, "held back") once
@@ -43,6 +44,7 @@ idgen.worker_id = 1
 idgen.database = 'postgres'
 idgen.segment_wait_timeout = 1500
 idgen.segment_burn_window = 0
+idgen.segment_min_range = 0
 });
 $primary->start;
 $primary->safe_psql(

@@ -59,9 +59,9 @@
 #       Wait (up to the framework's timeout) for the idgen worker to be
 #       connected to database $db (default 'postgres'); die if it does not.
 #
-#   take($node, $tag, $n)
-#       Take $n numbers of segment tag $tag in one statement; return them
-#       (array ref) in call order.
+#   take($node, $tag, $n, $db)
+#       Take $n numbers of segment tag $tag of database $db (default
+#       'postgres') in one statement; return them (array ref) in call order.
 #
 # Worker-id leases
 #
@@ -223,8 +223,8 @@ sub wait_for_worker
 
 sub take
 {
-	my ($node, $tag, $n) = @_;
-	my $out = $node->safe_psql('postgres',
+	my ($node, $tag, $n, $db) = @_;
+	my $out = $node->safe_psql($db // 'postgres',
 		"SELECT string_agg(n::text, ',' ORDER BY i) FROM (SELECT i, idgen.segment_next('$tag') AS n FROM generate_series(1, $n) i) s"
 	);
 	return [ split /,/, $out ];
