@@ -493,6 +493,8 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 {
 	int64		now = idgen_monotonic_ns();
 
+	notice_call = NULL;			/* in case an error skipped the last call's end */
+
 	/*
 	 * A session idle for nearly as long as the coordinator allows
 	 * (idle_session_timeout; renewals leave it idle for only half that) may
