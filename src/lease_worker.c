@@ -407,9 +407,11 @@ lease_setup_remote_session(LeaseCall *call)
  * session's statement_timeout does not cover a commit), PostgreSQL keeps
  * the commit, sends only a WARNING ("canceling wait for synchronous
  * replication ...") and reports success.  So a call that brought a WARNING
- * fails.  Nothing else in the lease functions warns; any other WARNING
- * failing the call too errs on the safe side (the node keeps its earlier
- * deadline and retries), and lease_error quotes it.
+ * fails: the warning carries no SQLSTATE of its own to tell it apart.  The
+ * lease functions' only other WARNINGs come from pg_terminate_backend() on
+ * the node's own stale session (it had gone already, or did not end within
+ * 1 s); failing such a call too costs a retry, the node keeps its earlier
+ * deadline, and lease_error quotes the warning.
  */
 static void
 lease_remote_exec(const char *sql, int nparams, const char *const *params, LeaseCall *call)
