@@ -542,7 +542,15 @@ static void
 lease_call_local(const char *sql, int nparams, const char *const *params, LeaseCall *call)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
+	pqsigfunc	prev_sigint;
 
+	/*
+	 * Within the call a cancel cancels it (the call fails and is retried),
+	 * whatever the worker does with one between calls: statement_timeout
+	 * and lock_timeout, which bound the call and its commit's wait for
+	 * synchronous standbys, arrive as a SIGINT to this process.
+	 */
+	prev_sigint = pqsignal(SIGINT, StatementCancelHandler);
 	PG_TRY();
 	{
 		Oid			types[16];
@@ -616,6 +624,8 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	pqsignal(SIGINT, prev_sigint);
+	QueryCancelPending = false; /* one that came after the call's last check */
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
