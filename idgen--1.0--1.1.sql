@@ -982,3 +982,66 @@ COMMENT ON FUNCTION segment_next(text, integer) IS
 'First of n consecutive numbers of a segment tag reserved for the caller (1 <= n <= the tag''s step)';
 
 REVOKE EXECUTE ON FUNCTION segment_next(text, integer) FROM PUBLIC;
+
+-- lease_renew in one statement: the holding and its history row are
+-- renewed together, and the session's lock is checked without a nested
+-- function call (issue 11 sizing)
+-- O(1) in the number of holders: one statement that updates the holding
+-- and its history row by primary key, and a lookup in this session's own
+-- lock table (the pg_locks scan of _lease_take_lock runs only when the
+-- session does not hold the id's lock yet).
+CREATE OR REPLACE FUNCTION lease_renew(p_worker_id integer, p_generation bigint, p_holder text,
+                            p_ttl_s integer, p_time_floor_ms bigint,
+                            OUT expires_at timestamptz, OUT in_use integer)
+RETURNS record
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_expiry timestamptz;
+    renewed    integer;
+BEGIN
+    IF p_ttl_s NOT BETWEEN 1 AND 3600 THEN
+        RAISE EXCEPTION 'invalid lease TTL: % s', p_ttl_s
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    new_expiry := now() + make_interval(secs => p_ttl_s);
+    -- The holding must be the caller's (holder identity and role; a holding
+    -- taken before 1.1 recorded no role, and records the renewing one).
+    -- Checked before the lock is taken, so a caller can never take the lock
+    -- of a holding that is not its own.  Its history row is renewed in the
+    -- same statement, only if the holding is.
+    WITH l AS (
+        UPDATE idgen.leases l
+           SET renewed_at = now(), expires_at = new_expiry,
+               time_floor_ms = greatest(l.time_floor_ms, p_time_floor_ms),
+               holder_role = session_user
+         WHERE l.worker_id = p_worker_id AND l.generation = p_generation
+           AND l.holder = p_holder AND l.released_at IS NULL
+           AND (l.holder_role = session_user OR l.holder_role IS NULL)
+        RETURNING l.worker_id
+    ), h AS (
+        UPDATE idgen.lease_history h SET renewed_at = now(), expires_at = new_expiry
+          FROM l
+         WHERE h.worker_id = l.worker_id AND h.generation = p_generation
+    )
+    SELECT count(*) INTO renewed FROM l;
+    IF renewed = 0 THEN
+        RAISE EXCEPTION 'lease of worker id % generation % is no longer held by this node', p_worker_id, p_generation
+            USING ERRCODE = 'IG007';
+    END IF;
+    -- after a reconnect (or a coordinator failover) this session may not
+    -- hold the id's lock yet; the error rolls the renewal back
+    IF NOT idgen._lease_lock(p_worker_id) THEN
+        IF NOT idgen._lease_take_lock(p_worker_id) THEN
+            RAISE EXCEPTION 'worker id % is locked by another session', p_worker_id
+                USING ERRCODE = 'IG007';
+        END IF;
+    END IF;
+    expires_at := new_expiry;
+    in_use := NULL;             -- counted at acquisition only
+END;
+$$;
+
+COMMENT ON FUNCTION lease_renew(integer, bigint, text, integer, bigint) IS
+'Coordinator side: extend a lease and record its time horizon';

@@ -11,7 +11,9 @@
 # backend memory.  Prints one table row (--header: the header).
 #
 # The lease functions are called with named arguments, so that a later
-# version that adds parameters with defaults still runs unchanged.
+# version that adds parameters with defaults still runs unchanged
+# (p_local_floor_ms, added in 1.1 without a default, is passed: a fresh
+# holder has issued nothing).
 
 use strict;
 use warnings;
@@ -30,6 +32,7 @@ my @cols = (
 	[ 'renewals', '%d' ],
 	[ 'cpu_ms_per_renewal', '%.3f' ],
 	[ 'cpu_pct_one_core', '%.2f' ],
+	[ 'holders_cpu_ms_per_renewal', '%.3f' ],
 	[ 'p50_ms', '%.2f' ],
 	[ 'p99_ms', '%.2f' ],
 	[ 'b2b_wall_us', '%.0f' ],
@@ -38,7 +41,8 @@ my @cols = (
 	[ 'pg_locks_cpu_us', '%.0f' ],
 	[ 'pss_kib_per_holder', '%.0f' ],
 	[ 'rss_kib_per_holder', '%.0f' ],
-	[ 'acquire_s', '%.1f' ]);
+	[ 'acquire_s', '%.1f' ],
+	[ 'hot_pct', '%.0f' ]);
 if ($o{header})
 {
 	print join(' | ', map { $_->[0] } @cols), "\n";
@@ -74,7 +78,8 @@ for my $i (0 .. $N - 1)
 		q{SELECT worker_id, generation FROM idgen.lease_acquire(
 		    p_holder => $1, p_pid => $2, p_timestamp_bits => 41, p_worker_bits => 10,
 		    p_sequence_bits => 12, p_tick_ms => 1, p_epoch_ms => 1704067200000,
-		    p_ttl_s => $3, p_margin_s => $4, p_static_id => -1, p_prefer_id => -1)},
+		    p_ttl_s => $3, p_margin_s => $4, p_static_id => -1, p_prefer_id => -1,
+		    p_local_floor_ms => 0)},
 		undef, $holder, 100000 + $i, $o{ttl}, $margin);
 	my $pid = $dbh->selectrow_array('SELECT pg_backend_pid()');
 	my $sth = $dbh->prepare(
@@ -124,20 +129,37 @@ my $postmaster = do
 	$p;
 };
 
+# ... and a breakdown: { holders => the holders' backends, and per process
+# title (autovacuum worker, walwriter, ...) for the others }.  A process
+# that exited during the window (an autovacuum worker) is missed by the
+# difference of two samples; the totals are what counts.
 sub server_cpu
 {
+	my %by;
 	my $sum = 0;
+	my %holder = map { $_->{pid} => 1 } @h;
 	for my $stat (glob '/proc/[0-9]*/stat')
 	{
 		open(my $fh, '<', $stat) or next;
 		my $line = <$fh>;
 		close $fh;
 		next unless defined $line && $line =~ /^(\d+) \(.*\) \S (\d+)/;
-		next unless $1 == $postmaster || $2 == $postmaster;
+		my $pid = $1;
+		next unless $pid == $postmaster || $2 == $postmaster;
 		my @f = split ' ', substr($line, rindex($line, ')') + 2);
-		$sum += $f[11] + $f[12];    # utime, stime (fields 14, 15)
+		my $t = ($f[11] + $f[12]) / $tck;    # utime, stime (fields 14, 15)
+		$sum += $t;
+		my $what = 'holders';
+		unless ($holder{$pid})
+		{
+			open(my $ch, '<', "/proc/$pid/cmdline") or next;
+			$what = (split /\0/, <$ch> // '')[0] // '?';
+			$what =~ s/^postgres: //;
+			$what =~ s/\s+\S+ \S+ \[local\].*/ other client/;
+		}
+		$by{$what} += $t;
 	}
-	return $sum / $tck;
+	return wantarray ? ($sum, \%by) : $sum;
 }
 
 sub pct
@@ -150,13 +172,17 @@ sub pct
 }
 
 play(time, $period);    # one unmeasured round
-my $cpu0 = server_cpu();
+my ($cpu0, $by0) = server_cpu();
 my $t0 = time;
 my $lat = play($t0, $o{seconds});
 my $wall = time - $t0;
-my $cpu = server_cpu() - $cpu0;
+my ($cpu1, $by1) = server_cpu();
+my $cpu = $cpu1 - $cpu0;
 my $renewals = scalar @$lat;
-progress(sprintf('%d renewals in %.1f s, coordinator CPU %.2f s', $renewals, $wall, $cpu));
+my $holders_cpu = ($by1->{holders} // 0) - ($by0->{holders} // 0);
+progress(sprintf('%d renewals in %.1f s, coordinator CPU %.2f s: %s', $renewals, $wall, $cpu,
+		join(', ', map { sprintf('%s %.2f', $_, $by1->{$_} - ($by0->{$_} // 0)) }
+			  sort grep { $by1->{$_} - ($by0->{$_} // 0) > 0 } keys %$by1)));
 
 # CPU seconds of one process
 sub proc_cpu
@@ -193,6 +219,15 @@ $h[0]{dbh}->do('SET synchronous_commit = on');
 my $locks_sth = $h[0]{dbh}->prepare('SELECT count(*) FROM pg_catalog.pg_locks');
 my $locks_us = backend_cpu_us($h[0], sub { $locks_sth->execute; $locks_sth->fetchall_arrayref });
 
+# share of the lease tables' updates that were HOT (no index entry
+# written); the holders' statistics are flushed when they go idle, at
+# most once a second: wait for that
+sleep(1.5);
+$_->{dbh}->do('SELECT 1') for @h[1 .. $#h];
+my $hot_pct = $h[0]{dbh}->selectrow_array(
+	q{SELECT 100.0 * sum(n_tup_hot_upd) / nullif(sum(n_tup_upd), 0) FROM pg_catalog.pg_stat_user_tables
+	   WHERE schemaname = 'idgen' AND relname IN ('leases', 'lease_history')}) // 0;
+
 # holders' backend memory
 my ($pss, $rss, $seen) = (0, 0, 0);
 for my $x (@h)
@@ -210,6 +245,7 @@ my @vals = (
 	$N, $renewals,
 	$renewals ? $cpu / $renewals * 1000 : 0,
 	$cpu / $wall * 100,
+	$renewals ? $holders_cpu / $renewals * 1000 : 0,
 	pct($lat, 50) * 1000,
 	pct($lat, 99) * 1000,
 	$b2b_us,
@@ -218,7 +254,8 @@ my @vals = (
 	$locks_us,
 	$seen ? $pss / $seen : 0,
 	$seen ? $rss / $seen : 0,
-	$acquire_s);
+	$acquire_s,
+	$hot_pct);
 print join(' | ', map { sprintf($cols[$_][1], $vals[$_]) } 0 .. $#cols), "\n";
 
 $_->{dbh}->disconnect for @h;

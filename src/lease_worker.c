@@ -69,6 +69,7 @@
 #include "lease.h"
 #include "random.h"
 #include "snowflake.h"
+#include "timefloor.h"
 
 #define LEASE_MAX_FIELDS		8
 #define NS_PER_MS				INT64CONST(1000000)
@@ -79,11 +80,13 @@ typedef struct LeaseCall
 	bool		ok;
 	char		sqlstate[6];
 	char		message[512];
+	char		warning[256];	/* first WARNING the coordinator sent with it */
 	int			nfields;
 	char	   *fields[LEASE_MAX_FIELDS];	/* palloc'd in the worker's context */
 } LeaseCall;
 
 static PGconn *coordinator_conn = NULL;
+static LeaseCall *notice_call = NULL;	/* the remote call under way, if any */
 static int64 coordinator_used_ns = 0;	/* when the session last answered */
 static bool use_local = false;
 static char holder_identity[256];
@@ -218,7 +221,7 @@ idgen_register_lease_worker(void)
 
 /* ---------- talking to the coordinator ---------- */
 
-static void lease_call_remote(const char *sql, int nparams, const char *const *params,
+static void lease_remote_exec(const char *sql, int nparams, const char *const *params,
 							  LeaseCall *call);
 
 static void
@@ -308,6 +311,27 @@ lease_set_message(LeaseCall *call, const char *prefix, const char *msg)
 	pfree(buf.data);
 }
 
+/*
+ * libpq's notice receiver on the coordinator session: remember the first
+ * WARNING that arrives during a call (the message only: no palloc, no
+ * ereport, since this runs inside libpq).  Other notices are dropped.
+ */
+static void
+lease_notice_receiver(void *arg, const PGresult *res)
+{
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg;
+
+	if (severity == NULL)		/* a server that sends only the localized one */
+		severity = PQresultErrorField(res, PG_DIAG_SEVERITY);
+	if (notice_call == NULL || notice_call->warning[0] != '\0' ||
+		severity == NULL || strcmp(severity, "WARNING") != 0)
+		return;
+	msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	strlcpy(notice_call->warning, msg && msg[0] ? msg : "WARNING",
+			sizeof(notice_call->warning));
+}
+
 static bool
 lease_connect(LeaseCall *call)
 {
@@ -342,6 +366,7 @@ lease_connect(LeaseCall *call)
 	coordinator_conn = PQconnectStartParams(keys, values, true);
 	if (coordinator_conn == NULL || PQstatus(coordinator_conn) == CONNECTION_BAD)
 		goto fail;
+	PQsetNoticeReceiver(coordinator_conn, lease_notice_receiver, NULL);
 	while (poll != PGRES_POLLING_OK)
 	{
 		if (poll == PGRES_POLLING_FAILED)
@@ -386,18 +411,109 @@ lease_setup_remote_session(LeaseCall *call)
 	for (i = 0; i < LEASE_NLIMITS; i++)
 		appendStringInfo(&sql, ", pg_catalog.set_config('%s', '%d', false)",
 						 limits[i].name, limits[i].value);
-	lease_call_remote(sql.data, 0, NULL, call);
+	lease_remote_exec(sql.data, 0, NULL, call);
 	pfree(sql.data);
 }
 
-/* Run one statement on the remote coordinator, asynchronously with a timeout. */
+/*
+ * Run one statement on the coordinator session, asynchronously with a
+ * timeout.
+ *
+ * A lease write counts only once the coordinator's synchronous standbys
+ * have it: the node relies on it across a coordinator failover.  When the
+ * wait of a commit for them is cancelled (pg_cancel_backend(); the
+ * session's statement_timeout does not cover a commit), PostgreSQL keeps
+ * the commit, sends only a WARNING ("canceling wait for synchronous
+ * replication ...") and reports success.  So a call that brought a WARNING
+ * fails: the warning carries no SQLSTATE of its own to tell it apart.  The
+ * lease functions' only other WARNINGs come from pg_terminate_backend() on
+ * the node's own stale session (it had gone already, or did not end within
+ * 1 s); failing such a call too costs a retry, the node keeps its earlier
+ * deadline, and lease_error quotes the warning.
+ */
+static void
+lease_remote_exec(const char *sql, int nparams, const char *const *params, LeaseCall *call)
+{
+	int64		deadline = idgen_monotonic_ns() + lease_call_timeout_ms() * NS_PER_MS;
+	PGresult   *res;
+	PGresult   *last = NULL;
+
+	call->warning[0] = '\0';
+	notice_call = call;
+	if (!PQsendQueryParams(coordinator_conn, sql, nparams, NULL, params, NULL, NULL, 0))
+	{
+		lease_set_message(call, "", PQerrorMessage(coordinator_conn));
+		lease_disconnect();
+		goto done;
+	}
+	for (;;)
+	{
+		while (PQisBusy(coordinator_conn))
+		{
+			if (!lease_wait_socket(WL_SOCKET_READABLE, deadline))
+			{
+				snprintf(call->message, sizeof(call->message),
+						 "coordinator did not answer within %d ms", lease_call_timeout_ms());
+				lease_disconnect();
+				goto done;
+			}
+			if (!PQconsumeInput(coordinator_conn))
+			{
+				lease_set_message(call, "", PQerrorMessage(coordinator_conn));
+				lease_disconnect();
+				goto done;
+			}
+		}
+		res = PQgetResult(coordinator_conn);
+		if (res == NULL)
+			break;
+		if (last)
+			PQclear(last);
+		last = res;
+	}
+	coordinator_used_ns = idgen_monotonic_ns();
+
+	if (last == NULL)
+		snprintf(call->message, sizeof(call->message), "no result from the coordinator");
+	else if (PQresultStatus(last) != PGRES_TUPLES_OK && PQresultStatus(last) != PGRES_COMMAND_OK)
+	{
+		const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+		const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
+		const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
+
+		strlcpy(call->sqlstate, state ? state : "", sizeof(call->sqlstate));
+		lease_set_message(call, "", psprintf("%s%s%s", msg ? msg : PQresultErrorMessage(last),
+											detail ? " " : "", detail ? detail : ""));
+	}
+	else if (call->warning[0] != '\0')
+	{
+		strlcpy(call->sqlstate, "57014", sizeof(call->sqlstate));	/* query_canceled */
+		lease_set_message(call, "synchronous standbys did not confirm the lease update; the coordinator warned: ",
+						  call->warning);
+	}
+	else
+	{
+		int			i;
+
+		call->ok = true;
+		call->nfields = PQntuples(last) > 0 ? Min(PQnfields(last), LEASE_MAX_FIELDS) : 0;
+		for (i = 0; i < call->nfields; i++)
+			call->fields[i] = PQgetisnull(last, 0, i) ? NULL : pstrdup(PQgetvalue(last, 0, i));
+	}
+
+done:
+	notice_call = NULL;
+	if (last)
+		PQclear(last);
+}
+
+/* Run one statement on the remote coordinator, connecting first if need be. */
 static void
 lease_call_remote(const char *sql, int nparams, const char *const *params, LeaseCall *call)
 {
-	int64		deadline;
-	PGresult   *res;
-	PGresult   *last = NULL;
 	int64		now = idgen_monotonic_ns();
+
+	notice_call = NULL;			/* in case an error skipped the last call's end */
 
 	/*
 	 * A session idle for nearly as long as the coordinator allows
@@ -422,70 +538,7 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 		}
 		call->ok = false;
 	}
-
-	deadline = idgen_monotonic_ns() + lease_call_timeout_ms() * NS_PER_MS;
-	if (!PQsendQueryParams(coordinator_conn, sql, nparams, NULL, params, NULL, NULL, 0))
-	{
-		lease_set_message(call, "", PQerrorMessage(coordinator_conn));
-		lease_disconnect();
-		return;
-	}
-	for (;;)
-	{
-		while (PQisBusy(coordinator_conn))
-		{
-			if (!lease_wait_socket(WL_SOCKET_READABLE, deadline))
-			{
-				snprintf(call->message, sizeof(call->message),
-						 "coordinator did not answer within %d ms", lease_call_timeout_ms());
-				lease_disconnect();
-				if (last)
-					PQclear(last);
-				return;
-			}
-			if (!PQconsumeInput(coordinator_conn))
-			{
-				lease_set_message(call, "", PQerrorMessage(coordinator_conn));
-				lease_disconnect();
-				if (last)
-					PQclear(last);
-				return;
-			}
-		}
-		res = PQgetResult(coordinator_conn);
-		if (res == NULL)
-			break;
-		if (last)
-			PQclear(last);
-		last = res;
-	}
-	coordinator_used_ns = idgen_monotonic_ns();
-
-	if (last == NULL)
-	{
-		snprintf(call->message, sizeof(call->message), "no result from the coordinator");
-		return;
-	}
-	if (PQresultStatus(last) == PGRES_TUPLES_OK || PQresultStatus(last) == PGRES_COMMAND_OK)
-	{
-		int			i;
-
-		call->ok = true;
-		call->nfields = PQntuples(last) > 0 ? Min(PQnfields(last), LEASE_MAX_FIELDS) : 0;
-		for (i = 0; i < call->nfields; i++)
-			call->fields[i] = PQgetisnull(last, 0, i) ? NULL : pstrdup(PQgetvalue(last, 0, i));
-	}
-	else
-	{
-		const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
-		const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
-		const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
-
-		strlcpy(call->sqlstate, state ? state : "", sizeof(call->sqlstate));
-		lease_set_message(call, "", psprintf("%s%s%s", msg ? msg : PQresultErrorMessage(last),
-											detail ? " " : "", detail ? detail : ""));
-	}
-	PQclear(last);
+	lease_remote_exec(sql, nparams, params, call);
 }
 
 /*
@@ -507,12 +560,21 @@ static void
 lease_call_local(const char *sql, int nparams, const char *const *params, LeaseCall *call)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
+	pqsigfunc	prev_sigint;
 
+	/*
+	 * Within the call a cancel cancels it (the call fails and is retried),
+	 * whatever the worker does with one between calls: statement_timeout
+	 * and lock_timeout, which bound the call and its commit's wait for
+	 * synchronous standbys, arrive as a SIGINT to this process.
+	 */
+	prev_sigint = pqsignal(SIGINT, StatementCancelHandler);
 	PG_TRY();
 	{
 		Oid			types[16];
 		Datum		values[16];
 		int			i;
+		bool		wrote;
 
 		for (i = 0; i < nparams; i++)
 		{
@@ -521,6 +583,17 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 		}
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+
+		/*
+		 * During process exit nothing can cancel a wait for synchronous
+		 * standbys (cancels are ignored then), so the one call made then,
+		 * the release, commits without one: it needs no confirmation, as
+		 * a release that a standby lacks leaves the lease there longer.
+		 */
+		if (proc_exit_inprogress)
+			(void) set_config_option("synchronous_commit", "local",
+									 PGC_SUSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
 		/* no client loop arms statement_timeout for a background worker */
 		if (StatementTimeout > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
@@ -539,9 +612,19 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 		}
 		SPI_finish();
 		PopActiveSnapshot();
+		wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
 		CommitTransactionCommand();
 		lease_disarm_statement_timeout();
 		MemoryContextSwitchTo(callcxt);	/* commit leaves us in TopMemoryContext */
+
+		/*
+		 * The statement timeout may have cancelled the commit's wait for
+		 * synchronous standbys, which PostgreSQL turns into a WARNING: a
+		 * lease write counts only once they have it (see
+		 * lease_remote_exec()).
+		 */
+		if (wrote && !proc_exit_inprogress)
+			idgen_require_sync_standby_ack(XactLastCommitEnd, "the lease update");
 		call->ok = true;
 	}
 	PG_CATCH();
@@ -559,6 +642,8 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	pqsignal(SIGINT, prev_sigint);
+	QueryCancelPending = false; /* one that came after the call's last check */
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 

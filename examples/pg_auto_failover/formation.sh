@@ -109,10 +109,14 @@ case $cmd in
 			        CREATE ROLE idgen_node LOGIN;
 			    END IF;
 			END $$;
-			GRANT EXECUTE ON FUNCTION idgen.lease_acquire, idgen.lease_renew,
-			    idgen.lease_release TO idgen_node;
-			GRANT SELECT, INSERT, UPDATE ON idgen.lease_layout, idgen.leases,
-			    idgen.lease_history TO idgen_node;
+			-- EXECUTE on the three SECURITY DEFINER lease functions is all
+			-- a node needs: no privilege on idgen's tables
+			GRANT EXECUTE ON FUNCTION
+			    idgen.lease_acquire(text, integer, integer, integer, integer, integer,
+			                        bigint, integer, integer, integer, integer, bigint),
+			    idgen.lease_renew(integer, bigint, text, integer, bigint),
+			    idgen.lease_release(integer, bigint, text, bigint)
+			    TO idgen_node;
 		SQL
 		;;
 	node-conf)

@@ -226,6 +226,12 @@ ok(defined wait_formation(qr/^coord_a:primary\/primary coord_b:secondary\/second
 my $setup_out = '';
 IPC::Run::run([ 'bash', $recipe, 'setup-coordinator', $port{coord_a} ], '>', \$setup_out, '2>&1', IPC::Run::timeout(60))
   or die "setup-coordinator failed: $setup_out";
+# least privilege: the node role may execute the lease functions, nothing on idgen's tables
+is(coord_sql('coord_a',
+		"SELECT count(*) FROM pg_class c, unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE']) p"
+		  . " WHERE c.relnamespace = 'idgen'::regnamespace AND c.relkind = 'r'"
+		  . " AND has_table_privilege('idgen_node', c.oid, p)"),
+	'0', 'the node role has no privilege on any idgen table');
 like(coord_sql('coord_a', 'SHOW synchronous_standby_names'), qr/^ANY 1 \(/,
 	'coordinator primary replicates synchronously');
 {
