@@ -1,0 +1,84 @@
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS idgen;
+RESET client_min_messages;
+--
+-- Routes by which a role might act with more than it was granted through
+-- idgen's delegable functions, each shown refused.
+--
+\set SHOW_CONTEXT never
+ALTER SYSTEM SET idgen.probe_interval = 0;
+SELECT pg_reload_conf();
+
+CREATE ROLE regress_esc_alice;
+CREATE ROLE regress_esc_bob;
+GRANT EXECUTE ON FUNCTION idgen.probe_register(regclass, name, interval),
+    idgen.probe_unregister(regclass, name) TO regress_esc_alice, regress_esc_bob;
+CREATE SCHEMA esc_a AUTHORIZATION regress_esc_alice;
+CREATE SCHEMA esc_b AUTHORIZATION regress_esc_bob;
+GRANT USAGE ON SCHEMA esc_b TO regress_esc_alice;
+
+-- bob's probed table, and a superuser's table
+SET ROLE regress_esc_bob;
+CREATE TABLE esc_b.t (id bigint DEFAULT idgen.snowflake_next());
+CREATE INDEX ON esc_b.t (id);
+SELECT idgen.probe_register('esc_b.t', 'id');
+RESET ROLE;
+CREATE TABLE esc_su (id bigint DEFAULT idgen.snowflake_next());
+CREATE INDEX ON esc_su (id);
+INSERT INTO esc_su DEFAULT VALUES;
+
+--
+-- 1. The caller of probe_register/probe_unregister is the role that calls
+-- them, wherever it is called from.  Here alice's row-level security policy
+-- runs inside the probe worker's scan of her table, as alice in a
+-- security-restricted operation, where the session's user is a superuser:
+-- her registration of the superuser's table and her removal of bob's probe
+-- must both be refused as hers.
+--
+SET ROLE regress_esc_alice;
+-- directly: refused
+SELECT idgen.probe_register('public.esc_su', 'id');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE esc_a.log (what text);
+CREATE FUNCTION esc_a.policy() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        PERFORM idgen.probe_register('public.esc_su', 'id');
+        INSERT INTO esc_a.log VALUES ('registered esc_su');
+    EXCEPTION WHEN OTHERS THEN
+        INSERT INTO esc_a.log VALUES ('register refused: ' || SQLSTATE);
+    END;
+    BEGIN
+        PERFORM idgen.probe_unregister('esc_b.t', 'id');
+        INSERT INTO esc_a.log VALUES ('unregistered esc_b.t');
+    EXCEPTION WHEN OTHERS THEN
+        INSERT INTO esc_a.log VALUES ('unregister refused: ' || SQLSTATE);
+    END;
+    RETURN true;
+END
+$$;
+CREATE TABLE esc_a.t (id bigint DEFAULT idgen.snowflake_next());
+CREATE INDEX ON esc_a.t (id);
+INSERT INTO esc_a.t DEFAULT VALUES;
+ALTER TABLE esc_a.t ENABLE ROW LEVEL SECURITY;
+ALTER TABLE esc_a.t FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON esc_a.t USING (esc_a.policy());
+SELECT idgen.probe_register('esc_a.t', 'id');
+DELETE FROM esc_a.log;
+RESET ROLE;
+SELECT tbl, ids_checked FROM idgen.probe_run() ORDER BY tbl::text;
+SELECT DISTINCT what FROM esc_a.log ORDER BY 1;
+SELECT tbl, owner FROM idgen.probe_status ORDER BY tbl::text;
+
+SELECT idgen.probe_unregister(tbl, col) FROM idgen.probes
+ WHERE tbl IN ('esc_a.t'::regclass, 'esc_b.t'::regclass, 'esc_su'::regclass);
+DROP TABLE esc_su;
+DROP SCHEMA esc_a CASCADE;
+DROP SCHEMA esc_b CASCADE;
+REVOKE ALL ON FUNCTION idgen.probe_register(regclass, name, interval),
+    idgen.probe_unregister(regclass, name) FROM regress_esc_alice, regress_esc_bob;
+DROP ROLE regress_esc_alice;
+DROP ROLE regress_esc_bob;
+
+ALTER SYSTEM RESET idgen.probe_interval;
+SELECT pg_reload_conf();
