@@ -80,5 +80,24 @@ REVOKE ALL ON FUNCTION idgen.probe_register(regclass, name, interval),
 DROP ROLE regress_esc_alice;
 DROP ROLE regress_esc_bob;
 
+--
+-- 2. A partitioned table's partitions each number their rows from ctid
+-- (0,1): the segment probe must not take two rows of one value in two
+-- partitions for one row.  Each partition gets one row, both holding 7.
+--
+CREATE TABLE esc_parts (id bigint DEFAULT idgen.segment_next('esc_tag'), k int)
+    PARTITION BY LIST (k);
+CREATE TABLE esc_parts_1 PARTITION OF esc_parts FOR VALUES IN (1);
+CREATE TABLE esc_parts_2 PARTITION OF esc_parts FOR VALUES IN (2);
+CREATE INDEX ON esc_parts (id);
+INSERT INTO esc_parts VALUES (7, 1), (7, 2), (8, 2);
+SELECT tableoid::regclass, ctid, id FROM esc_parts ORDER BY 1, 2;
+SELECT idgen.probe_register('esc_parts', 'id');
+SET client_min_messages = error;
+SELECT tbl, ids_checked, duplicates, kind FROM idgen.probe_run() WHERE tbl = 'esc_parts'::regclass;
+RESET client_min_messages;
+SELECT idgen.probe_unregister('esc_parts', 'id');
+DROP TABLE esc_parts;
+
 ALTER SYSTEM RESET idgen.probe_interval;
 SELECT pg_reload_conf();

@@ -196,13 +196,15 @@ idgen_probe_scan(PG_FUNCTION_ARGS)
 	 * Every row whose value is at or above the bound is read through the
 	 * index: a new ID repeating an old one has the old one's value, so both
 	 * are in range.  Segment probes also read the ranges granted within the
-	 * window.  Plain SELECTs only: no lock stronger than writers' own.
+	 * window; a row read through two overlapping ranges counts once (by
+	 * partition and ctid: each partition numbers its rows from (0,1)).
+	 * Plain SELECTs only: no lock stronger than writers' own.
 	 */
 	if (strcmp(kind, "segment") == 0)
-		scan = psprintf("SELECT DISTINCT t.tid, t.v FROM"
+		scan = psprintf("SELECT DISTINCT t.rel, t.tid, t.v FROM"
 						" (SELECT pg_catalog.unnest($2) AS r"
 						"  UNION ALL SELECT pg_catalog.int8range($1::pg_catalog.int8, NULL)) b,"
-						" LATERAL (SELECT ctid AS tid, %s AS v FROM %s"
+						" LATERAL (SELECT tableoid AS rel, ctid AS tid, %s AS v FROM %s"
 						"          WHERE %s >= pg_catalog.lower(b.r)"
 						"            AND (pg_catalog.upper_inf(b.r) OR %s < pg_catalog.upper(b.r))) t",
 						qcol, qualname, qcol, qcol);
