@@ -1111,3 +1111,53 @@ COMMENT ON FUNCTION _probe_unregister(regrole, regclass, name) IS
 
 REVOKE EXECUTE ON FUNCTION _probe_register(regrole, regclass, name, interval),
     _probe_unregister(regrole, regclass, name) FROM PUBLIC;
+
+-- The schema check on update (red team): 1.0 silently adopted a schema
+-- named idgen that already existed.  A non-superuser that owns it, or may
+-- create objects in it, can later rename it and put a schema of its own
+-- in its place, whose functions the SECURITY DEFINER bodies then call by
+-- name as a superuser.  Refuse to update such an installation; once a
+-- superuser owns the schema, only superusers may create in it and it
+-- holds nothing but idgen's own objects, the update goes through.
+DO $idgen_schema_check_update$
+DECLARE
+    nsp     pg_catalog.pg_namespace;
+    problem text;
+BEGIN
+    SELECT * INTO STRICT nsp FROM pg_catalog.pg_namespace n
+     WHERE n.oid = '@extschema@'::pg_catalog.regnamespace;
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = nsp.nspowner) THEN
+        problem := pg_catalog.format('It is owned by role %I, which is not a superuser.',
+                                     nsp.nspowner::pg_catalog.regrole::pg_catalog.text);
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.aclexplode(nsp.nspacl) a
+                   WHERE a.privilege_type = 'CREATE' AND a.grantee <> nsp.nspowner
+                     AND (a.grantee = 0 OR NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                                                 WHERE r.oid = a.grantee))) THEN
+        problem := 'Roles other than superusers may create objects in it.';
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                   WHERE c.relnamespace = nsp.oid AND c.relkind NOT IN ('i', 'I')
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                        AND d.objid = c.oid AND d.deptype = 'e'))
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                   WHERE p.pronamespace = nsp.oid
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                      WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                        AND d.objid = p.oid AND d.deptype = 'e'))
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t
+                   WHERE t.typnamespace = nsp.oid AND t.typrelid = 0 AND t.typcategory <> 'A'
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                      WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                                        AND d.objid = t.oid AND d.deptype = 'e'))
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_operator o WHERE o.oprnamespace = nsp.oid) THEN
+        problem := 'It holds objects that are not part of idgen.';
+    END IF;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "%" is not safe for idgen', nsp.nspname
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = problem,
+                  HINT = pg_catalog.format('Make a superuser its owner (ALTER SCHEMA %1$I OWNER TO ...), revoke CREATE on it from other roles and move out what is not idgen''s, then update again.',
+                                           nsp.nspname);
+    END IF;
+END
+$idgen_schema_check_update$;

@@ -99,5 +99,33 @@ RESET client_min_messages;
 SELECT idgen.probe_unregister('esc_parts', 'id');
 DROP TABLE esc_parts;
 
+--
+-- 3. A 1.0 installation that adopted a schema idgen owned by another role
+-- (1.0 did not check): the update to 1.1 refuses it, since that role could
+-- rename the schema and put its own functions where the SECURITY DEFINER
+-- bodies call them; once a superuser owns it the update goes through.
+--
+CREATE ROLE regress_esc_mallory;
+CREATE DATABASE regress_esc_upgrade;
+\c regress_esc_upgrade
+CREATE SCHEMA idgen AUTHORIZATION regress_esc_mallory;
+SET client_min_messages = warning;
+CREATE EXTENSION idgen VERSION '1.0';
+RESET client_min_messages;
+ALTER EXTENSION idgen UPDATE;
+\echo :LAST_ERROR_SQLSTATE
+SELECT extversion FROM pg_extension WHERE extname = 'idgen';
+-- an object in the schema that is not idgen's is refused too
+ALTER SCHEMA idgen OWNER TO CURRENT_USER;
+CREATE FUNCTION idgen.planted() RETURNS int LANGUAGE sql AS 'SELECT 1';
+ALTER EXTENSION idgen UPDATE;
+\echo :LAST_ERROR_SQLSTATE
+DROP FUNCTION idgen.planted();
+ALTER EXTENSION idgen UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'idgen';
+\c contrib_regression
+DROP DATABASE regress_esc_upgrade;
+DROP ROLE regress_esc_mallory;
+
 ALTER SYSTEM RESET idgen.probe_interval;
 SELECT pg_reload_conf();
