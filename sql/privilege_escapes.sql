@@ -127,5 +127,32 @@ SELECT extversion FROM pg_extension WHERE extname = 'idgen';
 DROP DATABASE regress_esc_upgrade;
 DROP ROLE regress_esc_mallory;
 
+--
+-- 4. Errors about a bad TypeID or ULID quote at most 100 bytes of the
+-- input (then "..."): quoting all of it would let any role write a
+-- message as long as its input to the server log with each call.
+--
+CREATE FUNCTION pg_temp.error_length(q text) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN NULL;
+EXCEPTION WHEN invalid_text_representation THEN
+    RETURN octet_length(SQLERRM);
+END
+$$;
+SELECT pg_temp.error_length($q$SELECT idgen.typeid_decode(repeat('a', 1000000))$q$) < 300 AS typeid_decode_short,
+       pg_temp.error_length($q$SELECT idgen.typeid(repeat('a', 1000000))$q$) < 300 AS typeid_short,
+       pg_temp.error_length($q$SELECT idgen.typeid_encode(repeat('A', 1000000), gen_random_uuid())$q$) < 300 AS typeid_encode_short,
+       pg_temp.error_length($q$SELECT idgen.ulid_decode(repeat('a', 1000000))$q$) < 300 AS ulid_decode_short,
+       pg_temp.error_length($q$SELECT idgen.ulid_decode(repeat('é', 1000000))$q$) < 300 AS ulid_multibyte_short;
+-- cut at a character boundary
+DO $$
+BEGIN
+    PERFORM idgen.ulid_decode(repeat('é', 200));
+EXCEPTION WHEN invalid_text_representation THEN
+    RAISE NOTICE '%', SQLERRM;
+END
+$$;
+
 ALTER SYSTEM RESET idgen.probe_interval;
 SELECT pg_reload_conf();
