@@ -1161,3 +1161,16 @@ BEGIN
     END IF;
 END
 $idgen_schema_check_update$;
+
+-- idgen.probe_status shows a segment probe's high-water mark (the largest
+-- value in the column) only to roles that may read the column (red team).
+CREATE OR REPLACE VIEW probe_status AS
+SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
+       p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
+       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found,
+       CASE WHEN pg_catalog.has_column_privilege(p.tbl, a.attnum, 'SELECT')
+            THEN p.high_water END AS high_water,
+       p.owner, p.last_error AS error, p.last_error_at AS error_at
+FROM probes p
+LEFT JOIN pg_catalog.pg_attribute a
+       ON a.attrelid = p.tbl AND a.attname = p.col AND NOT a.attisdropped;

@@ -1261,12 +1261,18 @@ $$;
 COMMENT ON FUNCTION probe_run() IS
 'Run every registered uniqueness probe now, each as its table''s owner; duplicates are logged at WARNING and counted';
 
+-- A segment probe's high-water mark is the largest value in its column:
+-- shown only to roles that may read the column (as pg_stats does).
 CREATE VIEW probe_status AS
 SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
        p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
-       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found, p.high_water,
+       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found,
+       CASE WHEN pg_catalog.has_column_privilege(p.tbl, a.attnum, 'SELECT')
+            THEN p.high_water END AS high_water,
        p.owner, p.last_error AS error, p.last_error_at AS error_at
-FROM probes p;
+FROM probes p
+LEFT JOIN pg_catalog.pg_attribute a
+       ON a.attrelid = p.tbl AND a.attname = p.col AND NOT a.attisdropped;
 
 COMMENT ON VIEW probe_status IS
 'Uniqueness probes: the last run of each, the duplicates found so far and why the last run failed';

@@ -154,5 +154,32 @@ EXCEPTION WHEN invalid_text_representation THEN
 END
 $$;
 
+--
+-- 5. idgen.probe_status is readable by every role, but a segment probe's
+-- high-water mark is the largest value in the column: only roles that may
+-- read the column see it (as pg_stats shows a column's values).
+--
+CREATE ROLE regress_esc_owner;
+CREATE ROLE regress_esc_other;
+CREATE TABLE esc_hw (id bigint DEFAULT idgen.segment_next('esc_hw_tag'));
+ALTER TABLE esc_hw OWNER TO regress_esc_owner;
+INSERT INTO esc_hw VALUES (4242);
+SELECT idgen.probe_register('esc_hw', 'id');
+SELECT count(*) FROM idgen.probe_run() WHERE tbl = 'esc_hw'::regclass;
+SET ROLE regress_esc_other;
+SELECT tbl, runs, high_water FROM idgen.probe_status WHERE tbl = 'esc_hw'::regclass;
+RESET ROLE;
+SET ROLE regress_esc_owner;
+SELECT tbl, runs, high_water FROM idgen.probe_status WHERE tbl = 'esc_hw'::regclass;
+RESET ROLE;
+GRANT SELECT (id) ON esc_hw TO regress_esc_other;
+SET ROLE regress_esc_other;
+SELECT tbl, runs, high_water FROM idgen.probe_status WHERE tbl = 'esc_hw'::regclass;
+RESET ROLE;
+SELECT idgen.probe_unregister('esc_hw', 'id');
+DROP TABLE esc_hw;
+DROP ROLE regress_esc_owner;
+DROP ROLE regress_esc_other;
+
 ALTER SYSTEM RESET idgen.probe_interval;
 SELECT pg_reload_conf();
