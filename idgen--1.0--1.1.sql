@@ -1045,3 +1045,208 @@ $$;
 
 COMMENT ON FUNCTION lease_renew(integer, bigint, text, integer, bigint) IS
 'Coordinator side: extend a lease and record its time horizon';
+
+-- probe_register/probe_unregister act for the role that calls them (red
+-- team): they were SECURITY DEFINER and took the caller to be the SET ROLE
+-- role or the session user, which inside a table owner's code run by a
+-- superuser's session (a row-level security policy during a probe scan, an
+-- index expression under autovacuum) is the superuser.  Now C functions
+-- that pass the calling role to SECURITY DEFINER twins granted to no one.
+CREATE OR REPLACE FUNCTION probe_register(tbl regclass, col name, "window" interval DEFAULT '1 hour')
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_probe_as_caller'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION probe_register(regclass, name, interval) IS
+'Register a uniqueness probe on a bigint (Snowflake/segment) or uuid (UUIDv7) column of a table the caller owns';
+
+CREATE OR REPLACE FUNCTION probe_unregister(tbl regclass, col name)
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_probe_as_caller'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION probe_unregister(regclass, name) IS 'Remove a uniqueness probe on a table the caller owns';
+
+CREATE FUNCTION _probe_register(caller regrole, tbl regclass, col name, "window" interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel      pg_class;
+    typ      regtype;
+    dflt     text;
+    k        text;
+    seg      text;
+    has_idx  boolean;
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        RAISE EXCEPTION 'table and column must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF "window" IS NULL THEN
+        RAISE EXCEPTION 'probe window must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF "window" <= interval '0' THEN
+        RAISE EXCEPTION 'probe window must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- now() - window must stay a valid timestamptz on every run
+    IF "window" > interval '10 years' THEN
+        RAISE EXCEPTION 'probe window must be at most 10 years'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Each run checks the IDs issued within the window, which must lie within the last 10 years.',
+                  HINT = 'The window should be longer than idgen.probe_interval; 1 hour is a good start.';
+    END IF;
+    -- Runs read the table as its owner: only plain tables (no view code),
+    -- registered by their owners.
+    SELECT * INTO rel FROM pg_class c WHERE c.oid = tbl;
+    IF NOT FOUND OR rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'The uniqueness probe checks ordinary and partitioned tables.';
+    END IF;
+    IF NOT pg_has_role(caller::oid, rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT a.atttypid::regtype, pg_get_expr(d.adbin, d.adrelid)
+      INTO typ, dflt
+      FROM pg_attribute a
+      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', col, tbl USING ERRCODE = 'undefined_column';
+    END IF;
+    IF typ = 'uuid'::regtype THEN
+        k := 'uuidv7';
+    ELSIF typ = 'bigint'::regtype THEN
+        IF dflt LIKE '%segment_next%' THEN
+            k := 'segment';
+            seg := replace(substring(dflt FROM $re$segment_next\('((?:[^']|'')+)'$re$), '''''', '''');
+            IF seg IS NULL THEN
+                RAISE WARNING 'could not tell which segment tag column "%" of % uses', col, tbl
+                    USING DETAIL = 'The probe checks only numbers above the high-water mark of its last run, not ranges granted again below it.';
+            END IF;
+        ELSE
+            k := 'snowflake';
+            IF dflt IS NULL OR dflt NOT LIKE '%snowflake_next%' THEN
+                RAISE WARNING 'column "%" of % has no idgen.snowflake_next() default; the probe treats its values as Snowflake IDs', col, tbl
+                    USING DETAIL = 'Each run checks the values at or above idgen.snowflake_min(now() - window); values that are not Snowflake IDs of this layout may fall outside that bound and go unchecked.',
+                          HINT = 'For segment numbers, give the column DEFAULT idgen.segment_next(tag) before registering.';
+            END IF;
+        END IF;
+    ELSE
+        RAISE EXCEPTION 'cannot probe column "%" of type %', col, typ
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = 'The uniqueness probe checks bigint (Snowflake or segment) and uuid (UUIDv7) columns.';
+    END IF;
+    SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                     JOIN pg_am am ON am.oid = c.relam
+                    WHERE i.indrelid = tbl AND am.amname = 'btree' AND i.indpred IS NULL
+                      AND i.indkey[0] = (SELECT attnum FROM pg_attribute
+                                          WHERE attrelid = tbl AND attname = col))
+      INTO has_idx;
+    IF NOT has_idx THEN
+        RAISE WARNING 'no B-tree index leads with column "%" of %', col, tbl
+            USING DETAIL = 'The probe still finds every duplicate, but each run reads the whole table instead of only the window.',
+                  HINT = format('CREATE INDEX ON %s (%I);', tbl, col);
+    END IF;
+    INSERT INTO idgen.probes (tbl, col, "window", kind, indexed, segment_tag, owner)
+    VALUES (tbl, col, "window", k, has_idx, seg, rel.relowner)
+    ON CONFLICT ON CONSTRAINT probes_pkey DO UPDATE
+       SET "window" = EXCLUDED."window", kind = EXCLUDED.kind, indexed = EXCLUDED.indexed,
+           segment_tag = EXCLUDED.segment_tag, owner = EXCLUDED.owner,
+           last_error = NULL, last_error_at = NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION _probe_register(regrole, regclass, name, interval) IS
+'Internal: probe_register() for the role that called it';
+
+CREATE FUNCTION _probe_unregister(caller regrole, tbl regclass, col name)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- a probe whose table is gone: superusers only (the run removes it anyway)
+    IF NOT coalesce(pg_has_role(caller::oid, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE'),
+                    (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = caller::oid), false) THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM idgen.probes p WHERE p.tbl = _probe_unregister.tbl AND p.col = _probe_unregister.col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no probe is registered on column "%" of %', col, tbl
+            USING ERRCODE = 'undefined_object';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION _probe_unregister(regrole, regclass, name) IS
+'Internal: probe_unregister() for the role that called it';
+
+REVOKE EXECUTE ON FUNCTION _probe_register(regrole, regclass, name, interval),
+    _probe_unregister(regrole, regclass, name) FROM PUBLIC;
+
+-- The schema check on update (red team): 1.0 silently adopted a schema
+-- named idgen that already existed.  A non-superuser that owns it, or may
+-- create objects in it, can later rename it and put a schema of its own
+-- in its place, whose functions the SECURITY DEFINER bodies then call by
+-- name as a superuser.  Refuse to update such an installation; once a
+-- superuser owns the schema, only superusers may create in it and it
+-- holds nothing but idgen's own objects, the update goes through.
+DO $idgen_schema_check_update$
+DECLARE
+    nsp     pg_catalog.pg_namespace;
+    problem text;
+BEGIN
+    SELECT * INTO STRICT nsp FROM pg_catalog.pg_namespace n
+     WHERE n.oid = '@extschema@'::pg_catalog.regnamespace;
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = nsp.nspowner) THEN
+        problem := pg_catalog.format('It is owned by role %I, which is not a superuser.',
+                                     nsp.nspowner::pg_catalog.regrole::pg_catalog.text);
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.aclexplode(nsp.nspacl) a
+                   WHERE a.privilege_type = 'CREATE' AND a.grantee <> nsp.nspowner
+                     AND (a.grantee = 0 OR NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                                                 WHERE r.oid = a.grantee))) THEN
+        problem := 'Roles other than superusers may create objects in it.';
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                   WHERE c.relnamespace = nsp.oid AND c.relkind NOT IN ('i', 'I')
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                        AND d.objid = c.oid AND d.deptype = 'e'))
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                   WHERE p.pronamespace = nsp.oid
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                      WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                        AND d.objid = p.oid AND d.deptype = 'e'))
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t
+                   WHERE t.typnamespace = nsp.oid AND t.typrelid = 0 AND t.typcategory <> 'A'
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                      WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                                        AND d.objid = t.oid AND d.deptype = 'e'))
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_operator o WHERE o.oprnamespace = nsp.oid) THEN
+        problem := 'It holds objects that are not part of idgen.';
+    END IF;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "%" is not safe for idgen', nsp.nspname
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = problem,
+                  HINT = pg_catalog.format('Make a superuser its owner (ALTER SCHEMA %1$I OWNER TO ...), revoke CREATE on it from other roles and move out what is not idgen''s, then update again.',
+                                           nsp.nspname);
+    END IF;
+END
+$idgen_schema_check_update$;
+
+-- idgen.probe_status shows a segment probe's high-water mark (the largest
+-- value in the column) only to roles that may read the column (red team).
+CREATE OR REPLACE VIEW probe_status AS
+SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
+       p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
+       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found,
+       CASE WHEN pg_catalog.has_column_privilege(p.tbl, a.attnum, 'SELECT')
+            THEN p.high_water END AS high_water,
+       p.owner, p.last_error AS error, p.last_error_at AS error_at
+FROM probes p
+LEFT JOIN pg_catalog.pg_attribute a
+       ON a.attrelid = p.tbl AND a.attname = p.col AND NOT a.attisdropped;

@@ -1030,18 +1030,34 @@ CREATE TABLE probes (
 
 SELECT pg_catalog.pg_extension_config_dump('probes', '');
 
--- SECURITY DEFINER so that EXECUTE is all a delegated role needs; the
--- caller is the role outside this function (its SET ROLE, else the session
--- user), and it must own the table.
+-- probe_register and probe_unregister (src/probe.c, not SECURITY DEFINER)
+-- call their SECURITY DEFINER twins below with the role that called them,
+-- so that EXECUTE is all a delegated role needs and the role that must own
+-- the table is the caller itself, wherever the call comes from (inside a
+-- SECURITY DEFINER function the session's role is not the caller: a table
+-- owner's policy or index expression may run in a superuser's session).
 CREATE FUNCTION probe_register(tbl regclass, col name, "window" interval DEFAULT '1 hour')
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_probe_as_caller'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION probe_register(regclass, name, interval) IS
+'Register a uniqueness probe on a bigint (Snowflake/segment) or uuid (UUIDv7) column of a table the caller owns';
+
+CREATE FUNCTION probe_unregister(tbl regclass, col name)
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_probe_as_caller'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION probe_unregister(regclass, name) IS 'Remove a uniqueness probe on a table the caller owns';
+
+CREATE FUNCTION _probe_register(caller regrole, tbl regclass, col name, "window" interval)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    caller   name := CASE WHEN current_setting('role') = 'none' THEN session_user
-                          ELSE current_setting('role')::name END;
     rel      pg_class;
     typ      regtype;
     dflt     text;
@@ -1073,7 +1089,7 @@ BEGIN
             USING ERRCODE = 'wrong_object_type',
                   DETAIL = 'The uniqueness probe checks ordinary and partitioned tables.';
     END IF;
-    IF NOT pg_has_role(caller, rel.relowner, 'USAGE') THEN
+    IF NOT pg_has_role(caller::oid, rel.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
     END IF;
     SELECT a.atttypid::regtype, pg_get_expr(d.adbin, d.adrelid)
@@ -1127,25 +1143,22 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION probe_register(regclass, name, interval) IS
-'Register a uniqueness probe on a bigint (Snowflake/segment) or uuid (UUIDv7) column of a table the caller owns';
+COMMENT ON FUNCTION _probe_register(regrole, regclass, name, interval) IS
+'Internal: probe_register() for the role that called it';
 
-CREATE FUNCTION probe_unregister(tbl regclass, col name)
+CREATE FUNCTION _probe_unregister(caller regrole, tbl regclass, col name)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    caller name := CASE WHEN current_setting('role') = 'none' THEN session_user
-                        ELSE current_setting('role')::name END;
 BEGIN
     -- a probe whose table is gone: superusers only (the run removes it anyway)
-    IF NOT coalesce(pg_has_role(caller, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE'),
-                    (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = caller)) THEN
+    IF NOT coalesce(pg_has_role(caller::oid, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE'),
+                    (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = caller::oid), false) THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
     END IF;
-    DELETE FROM idgen.probes p WHERE p.tbl = probe_unregister.tbl AND p.col = probe_unregister.col;
+    DELETE FROM idgen.probes p WHERE p.tbl = _probe_unregister.tbl AND p.col = _probe_unregister.col;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no probe is registered on column "%" of %', col, tbl
             USING ERRCODE = 'undefined_object';
@@ -1153,7 +1166,8 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION probe_unregister(regclass, name) IS 'Remove a uniqueness probe on a table the caller owns';
+COMMENT ON FUNCTION _probe_unregister(regrole, regclass, name) IS
+'Internal: probe_unregister() for the role that called it';
 
 -- The lower bound of a probe's scan, as a literal of the column's type.
 -- PARALLEL UNSAFE: its exception block is a subtransaction.
@@ -1267,12 +1281,18 @@ $$;
 COMMENT ON FUNCTION probe_run() IS
 'Run every registered uniqueness probe now, each as its table''s owner; duplicates are logged at WARNING and counted';
 
+-- A segment probe's high-water mark is the largest value in its column:
+-- shown only to roles that may read the column (as pg_stats does).
 CREATE VIEW probe_status AS
 SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
        p.last_ids_checked AS ids_checked, p.last_duplicates AS duplicates,
-       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found, p.high_water,
+       p.last_duration_ms AS duration_ms, p.runs, p.duplicates_found,
+       CASE WHEN pg_catalog.has_column_privilege(p.tbl, a.attnum, 'SELECT')
+            THEN p.high_water END AS high_water,
        p.owner, p.last_error AS error, p.last_error_at AS error_at
-FROM probes p;
+FROM probes p
+LEFT JOIN pg_catalog.pg_attribute a
+       ON a.attrelid = p.tbl AND a.attname = p.col AND NOT a.attisdropped;
 
 COMMENT ON VIEW probe_status IS
 'Uniqueness probes: the last run of each, the duplicates found so far and why the last run failed';
@@ -1403,12 +1423,14 @@ GRANT SELECT ON segments TO PUBLIC;
 GRANT EXECUTE ON FUNCTION segment_buffers() TO PUBLIC;
 
 -- Probes and audits: for the DBA.  probe_register/probe_unregister (for
--- the caller's own tables) and the audits are SECURITY DEFINER: granting
--- EXECUTE on them delegates them; nobody is granted DML on probes.
+-- the caller's own tables, through their SECURITY DEFINER twins) and the
+-- audits (SECURITY DEFINER): granting EXECUTE on them delegates them;
+-- nobody is granted DML on probes.
 -- probe_run() and the internal helpers are for superusers only.
 REVOKE ALL ON probes FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION probe_register(regclass, name, interval),
-    probe_unregister(regclass, name), probe_run(), _probe_lower_bound(probes),
+    probe_unregister(regclass, name), _probe_register(regrole, regclass, name, interval),
+    _probe_unregister(regrole, regclass, name), probe_run(), _probe_lower_bound(probes),
     _probe_scan(regclass, name, text, regrole, text, int8range[]),
     audit_leases(), audit_segments() FROM PUBLIC;
 GRANT SELECT ON probe_status TO PUBLIC;

@@ -20,6 +20,8 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
+
 #include "base32.h"
 
 static const char base32_lower[] = "0123456789abcdefghjkmnpqrstvwxyz";
@@ -153,4 +155,23 @@ idgen_base32_describe_char(const char *in, int pos)
 	if (c > ' ' && c < 0x7F)
 		return psprintf("\"%c\"", c);
 	return "a character that is not printable ASCII";
+}
+
+/*
+ * The input an error message quotes: at most IDGEN_QUOTE_MAX bytes of it
+ * (cut at a character boundary), then "...".  The longest valid TypeID has
+ * 90 characters; quoting all of a long input would let any role write
+ * that much to the server log with each call.
+ */
+#define IDGEN_QUOTE_MAX		100
+
+char *
+idgen_base32_quote_input(const char *in, int len)
+{
+	int			cut;
+
+	if (len <= IDGEN_QUOTE_MAX)
+		return pnstrdup(in, len);
+	cut = pg_mbcliplen(in, len, IDGEN_QUOTE_MAX);
+	return psprintf("%s...", pnstrdup(in, cut));
 }

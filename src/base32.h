@@ -28,5 +28,6 @@ extern IdgenBase32Status idgen_base32_decode(const char *in,
 											 bool fold_case, int *bad_pos);
 extern int	idgen_base32_first_non_ascii(const char *in, int len);
 extern const char *idgen_base32_describe_char(const char *in, int pos);
+extern char *idgen_base32_quote_input(const char *in, int len);
 
 #endif							/* IDGEN_BASE32_H */

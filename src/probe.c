@@ -22,6 +22,9 @@
  * table, column and bound to count, and must itself be allowed to read the
  * column.
  *
+ * Also here: idgen.probe_register() and probe_unregister(), which act for
+ * the role that calls them (see idgen_probe_as_caller).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -35,6 +38,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -46,6 +50,7 @@
 #define PROBE_MAX_REPORTED	10
 
 PG_FUNCTION_INFO_V1(idgen_probe_scan);
+PG_FUNCTION_INFO_V1(idgen_probe_as_caller);
 
 /* Run a fixed query with the bound and ranges; fail unless it is a SELECT. */
 static void
@@ -191,13 +196,15 @@ idgen_probe_scan(PG_FUNCTION_ARGS)
 	 * Every row whose value is at or above the bound is read through the
 	 * index: a new ID repeating an old one has the old one's value, so both
 	 * are in range.  Segment probes also read the ranges granted within the
-	 * window.  Plain SELECTs only: no lock stronger than writers' own.
+	 * window; a row read through two overlapping ranges counts once (by
+	 * partition and ctid: each partition numbers its rows from (0,1)).
+	 * Plain SELECTs only: no lock stronger than writers' own.
 	 */
 	if (strcmp(kind, "segment") == 0)
-		scan = psprintf("SELECT DISTINCT t.tid, t.v FROM"
+		scan = psprintf("SELECT DISTINCT t.rel, t.tid, t.v FROM"
 						" (SELECT pg_catalog.unnest($2) AS r"
 						"  UNION ALL SELECT pg_catalog.int8range($1::pg_catalog.int8, NULL)) b,"
-						" LATERAL (SELECT ctid AS tid, %s AS v FROM %s"
+						" LATERAL (SELECT tableoid AS rel, ctid AS tid, %s AS v FROM %s"
 						"          WHERE %s >= pg_catalog.lower(b.r)"
 						"            AND (pg_catalog.upper_inf(b.r) OR %s < pg_catalog.upper(b.r))) t",
 						qcol, qualname, qcol, qcol);
@@ -261,4 +268,50 @@ idgen_probe_scan(PG_FUNCTION_ARGS)
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  result, result_nulls)));
+}
+
+/*
+ * idgen.probe_register(tbl, col, window) and idgen.probe_unregister(tbl, col)
+ *
+ * Each calls its internal SECURITY DEFINER twin (_probe_register,
+ * _probe_unregister: same arguments after a leading regrole) with the role
+ * that called it, which checks that this role owns the table.  That role is
+ * GetUserId() here, in a function that is not itself SECURITY DEFINER,
+ * wherever the call comes from; inside a SECURITY DEFINER function the
+ * caller is gone, and the session's user or SET ROLE is not it when the
+ * call comes from a table owner's code that a superuser's session runs (a
+ * row-level security policy in a probe scan, an index expression under
+ * autovacuum, another role's SECURITY DEFINER function).  The twins are
+ * granted to no one: fmgr calls them without an EXECUTE check.
+ */
+Datum
+idgen_probe_as_caller(PG_FUNCTION_ARGS)
+{
+	Oid			self = fcinfo->flinfo->fn_oid;
+	Oid		   *selftypes;
+	int			nargs;
+	Oid			argtypes[FUNC_MAX_ARGS];
+	Oid			twin;
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(inner, FUNC_MAX_ARGS);
+	Datum		result;
+
+	(void) get_func_signature(self, &selftypes, &nargs);
+	if (nargs != PG_NARGS() || nargs + 1 > FUNC_MAX_ARGS)
+		elog(ERROR, "unexpected call of %s", get_func_name(self));
+	argtypes[0] = REGROLEOID;
+	memcpy(argtypes + 1, selftypes, nargs * sizeof(Oid));
+	twin = LookupFuncName(list_make2(makeString(get_namespace_name(get_func_namespace(self))),
+									 makeString(psprintf("_%s", get_func_name(self)))),
+						  nargs + 1, argtypes, false);
+
+	fmgr_info(twin, &flinfo);
+	InitFunctionCallInfoData(*inner, &flinfo, nargs + 1, PG_GET_COLLATION(), NULL, NULL);
+	inner->args[0].value = ObjectIdGetDatum(GetUserId());
+	inner->args[0].isnull = false;
+	for (int i = 0; i < nargs; i++)
+		inner->args[i + 1] = fcinfo->args[i];
+	result = FunctionCallInvoke(inner);
+	fcinfo->isnull = inner->isnull;
+	return result;
 }

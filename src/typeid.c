@@ -55,7 +55,7 @@ static const char *
 typeid_what(const char *input, int len, bool prefix_only)
 {
 	return psprintf(prefix_only ? "prefix \"%s\"" : "\"%s\"",
-					pnstrdup(input, len));
+					idgen_base32_quote_input(input, len));
 }
 
 #define TYPEID_PREFIX_RULE \

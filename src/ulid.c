@@ -57,7 +57,7 @@ idgen_ulid_decode(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid ULID \"%s\": %d characters instead of 26",
-						text_to_cstring(input), len)));
+						idgen_base32_quote_input(s, len), len)));
 	switch (bad_pos >= 0 ? IDGEN_BASE32_BAD_CHAR :
 			idgen_base32_decode(s, uuid->data, true, &bad_pos))
 	{
@@ -68,7 +68,7 @@ idgen_ulid_decode(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("invalid ULID \"%s\": %s is not in the base32 alphabet",
-							text_to_cstring(input),
+							idgen_base32_quote_input(s, len),
 							idgen_base32_describe_char(s, bad_pos)),
 					 errdetail("A ULID uses only 0123456789ABCDEFGHJKMNPQRSTVWXYZ, in either case (no I, L, O, U, no hyphens).")));
 			break;
@@ -76,7 +76,7 @@ idgen_ulid_decode(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("invalid ULID \"%s\": value above 128 bits",
-							text_to_cstring(input)),
+							idgen_base32_quote_input(s, len)),
 					 errdetail("The largest ULID is 7ZZZZZZZZZZZZZZZZZZZZZZZZZ: the first character is at most 7.")));
 			break;
 	}

@@ -42,14 +42,15 @@ SELECT functions_are('idgen',
           '_segment_exists', '_current_timeline',
           'lease_acquire', 'lease_renew', 'lease_release',
           '_lease_lock', '_lease_unlock', '_lease_acquisition_lock', '_lease_take_lock',
-          'probe_register', 'probe_unregister', 'probe_run', '_probe_lower_bound', '_probe_scan',
+          'probe_register', 'probe_unregister', '_probe_register', '_probe_unregister',
+          'probe_run', '_probe_lower_bound', '_probe_scan',
           'audit_leases', 'audit_segments',
           'stats', 'status',
           'typeid', 'typeid_encode', 'typeid_decode', 'ulid_encode', 'ulid_decode',
           'convert_to_snowflake', 'convert_to_segment', '_convert_prepare', '_convert_finish'],
     'schema idgen has exactly the documented functions');
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'idgen'::regnamespace),
-          41, 'schema idgen has 41 functions (uuidv7 and segment_next are the overloaded names)');
+          43, 'schema idgen has 43 functions (uuidv7 and segment_next are the overloaded names)');
 SELECT views_are('idgen', ARRAY['stats', 'status', 'segments', 'probe_status'],
     'schema idgen has exactly the documented views');
 SELECT tables_are('idgen',
@@ -188,12 +189,12 @@ SELECT is(
     (SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text COLLATE "C")
        FROM pg_proc p
       WHERE p.pronamespace = 'idgen'::regnamespace AND p.prosecdef),
+    'idgen._probe_register(regrole,regclass,name,interval), idgen._probe_unregister(regrole,regclass,name), '
     'idgen._segment_exists(text), idgen.audit_leases(), idgen.audit_segments(), '
     'idgen.lease_acquire(text,integer,integer,integer,integer,integer,bigint,integer,integer,integer,integer,bigint), '
     'idgen.lease_release(integer,bigint,text,bigint), idgen.lease_renew(integer,bigint,text,integer,bigint), '
-    'idgen.probe_register(regclass,name,interval), idgen.probe_unregister(regclass,name), '
     'idgen.segment_create(text,bigint,integer), idgen.segment_drop(text)',
-    'exactly the delegable functions (segment_create/drop, probe_register/unregister, the audits), the three lease functions and the tag lookup _segment_exists() are SECURITY DEFINER');
+    'exactly the delegable functions (segment_create/drop, the audits), the twins probe_register/unregister call for their caller, the three lease functions and the tag lookup _segment_exists() are SECURITY DEFINER');
 -- Parallel labels (and every function's volatility): test/pgtap/parallel.sql.
 
 -- ---------------------------------------------------------------------------

@@ -38,8 +38,11 @@ SELECT results_eq(
       ('idgen._lease_unlock()', 'v', 'u'),
       -- an exception block (subtransaction)
       ('idgen._probe_lower_bound(idgen.probes)', 's', 'u'),
+      -- table writes (probe_register/probe_unregister for their caller)
+      ('idgen._probe_register(regrole,regclass,name,interval)', 'v', 'u'),
       -- switches user and search_path (GUC) to the table's owner
       ('idgen._probe_scan(regclass,name,text,regrole,text,int8range[])', 'v', 'u'),
+      ('idgen._probe_unregister(regrole,regclass,name)', 'v', 'u'),
       -- a table read
       ('idgen._segment_exists(text)', 's', 's'),
       -- changes the shared segment buffers

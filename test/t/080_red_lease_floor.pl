@@ -1,0 +1,182 @@
+# What one node's coordinator credentials can do to other nodes' worker
+# ids through the lease functions (EXECUTE on lease_acquire, lease_renew,
+# lease_release and nothing else, as the README recommends).
+#
+#  - Poisoning a floor: node_a takes worker id 7 and releases it reporting
+#    a time floor far in the future (lease_release's p_time_floor_ms; the
+#    same through lease_renew's p_time_floor_ms and lease_acquire's
+#    p_local_floor_ms when it takes its own id back).  The coordinator
+#    records it as the id's floor, and every later holder of id 7 must
+#    start above it: the id can never issue a Snowflake ID again.  Done
+#    for every id, no node can ever issue again.  Expected: a floor beyond
+#    what any holding could have reached (the coordinator's clock plus the
+#    TTL, the margin and a clock-skew allowance) is refused.
+#  - Exhausting ids: node_a leases every worker id under made-up holder
+#    identities (each for the longest TTL the functions accept, an hour,
+#    plus its quarantine); node_b then finds none free (IG008).  Expected:
+#    a bound on the live holdings one role may have.
+#  - Holding the acquisition lock: lease_acquire takes it for the rest of
+#    the caller's transaction; node_a leaves its transaction open, and
+#    every other node's acquisition fails after lock_timeout, for as long
+#    as node_a likes.  Expected: the lock lasts for the call only.
+#  - Acting as another role: the lease functions take session_user as the
+#    calling role.  node_a's row-level security policy, run by the probe
+#    worker's scan in a superuser's session, renews a holding taken by a
+#    superuser-connected node with a far-future floor.  Expected: the
+#    calling role is the current user at the call (as probe_register now
+#    does, src/probe.c), or the call is refused there.
+#
+# Both are TODO: the lease SQL functions belong to another change; these
+# tests pass once the coordinator bounds what a node role can report and
+# hold.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use IdgenTest;
+
+my $node = PostgreSQL::Test::Cluster->new('red_coordinator');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'idgen'
+idgen.worker_id = 1
+});
+$node->start;
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION idgen;
+CREATE ROLE node_a LOGIN;
+CREATE ROLE node_b LOGIN;
+GRANT EXECUTE ON FUNCTION
+    idgen.lease_acquire(text, integer, integer, integer, integer, integer, bigint,
+                        integer, integer, integer, integer, bigint),
+    idgen.lease_renew(integer, bigint, text, integer, bigint),
+    idgen.lease_release(integer, bigint, text, bigint) TO node_a, node_b;
+});
+
+# the layout arguments every call passes
+my $layout = $node->safe_psql('postgres',
+	q{SELECT format('%s, %s, %s, %s, %s', timestamp_bits, worker_bits, sequence_bits,
+	                (extract(epoch FROM tick) * 1000)::int,
+	                (extract(epoch FROM epoch) * 1000)::bigint)
+	    FROM idgen.bit_budget()});
+my $worker_bits = $node->safe_psql('postgres', 'SELECT worker_bits FROM idgen.bit_budget()');
+
+sub as_node
+{
+	my ($role, $sql) = @_;
+	return $node->psql('postgres', "SET SESSION AUTHORIZATION $role; $sql");
+}
+
+# node_a poisons id 7
+my ($rc, $out, $err) = as_node('node_a',
+	"SELECT generation FROM idgen.lease_acquire('a-host', 1, $layout, 5, 0, 7, -1, 0)");
+is($rc, 0, 'node_a leases worker id 7') or diag $err;
+my $gen = $out;
+($rc, $out, $err) = as_node('node_a',
+	"SELECT idgen.lease_release(7, $gen, 'a-host', 9000000000000000000)");
+note "release with a floor in the year 285 million: rc $rc $err";
+
+# node_b takes id 7: the floor it must start above
+($rc, $out, $err) = as_node('node_b',
+	"SELECT previous_floor_ms - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+	   FROM idgen.lease_acquire('b-host', 1, $layout, 5, 0, 7, -1, 0)");
+is($rc, 0, 'node_b leases worker id 7') or diag $err;
+note "node_b must start ${out} ms in the future";
+
+TODO:
+{
+	local $TODO = 'the coordinator accepts any floor a node role reports';
+	cmp_ok($out, '<', 2 * 3600 * 1000,
+		'a floor node_a reported cannot hold id 7 from node_b for more than two hours');
+}
+
+# node_a exhausts the id space under made-up holders
+my $cap = 2**$worker_bits;
+($rc, $out, $err) = as_node('node_a', qq{
+DO \$\$
+BEGIN
+    FOR i IN 1 .. $cap LOOP
+        BEGIN
+            PERFORM idgen.lease_acquire('fake-' || i, 1, $layout, 3600, 3600, -1, -1, 0);
+        EXCEPTION WHEN OTHERS THEN
+            EXIT;
+        END;
+    END LOOP;
+END
+\$\$;});
+note "node_a's loop: rc $rc $err";
+($rc, $out, $err) = as_node('node_b',
+	"SELECT worker_id FROM idgen.lease_acquire('b2-host', 1, $layout, 5, 0, -1, -1, 0)");
+note "node_b after the loop: rc $rc $err";
+TODO:
+{
+	local $TODO = 'one node role may lease every worker id';
+	is($rc, 0, 'node_b still finds a free worker id after node_a leased as many as it could');
+}
+
+# node_a's code run by a superuser's session acts as that session's user:
+# the lease functions take session_user as the caller.  A holding taken by
+# a node connecting as a superuser (id 9); node_a owns a table whose
+# row-level security policy renews that holding with a far-future floor;
+# the probe worker's scan (as node_a, in a security-restricted operation,
+# in the superuser's session) runs the policy.
+$node->safe_psql('postgres', "DELETE FROM idgen.lease_history WHERE holder LIKE 'fake-%'; DELETE FROM idgen.leases WHERE holder LIKE 'fake-%'");
+my $su_gen = $node->safe_psql('postgres',
+	"SELECT generation FROM idgen.lease_acquire('su-host', 1, $layout, 5, 0, 9, -1, 0)");
+$node->safe_psql(
+	'postgres', qq{
+CREATE SCHEMA na AUTHORIZATION node_a;
+SET ROLE node_a;
+CREATE FUNCTION na.policy() RETURNS boolean LANGUAGE plpgsql AS \$\$
+BEGIN
+    PERFORM idgen.lease_renew(9, $su_gen, 'su-host', 5, 9000000000000000000);
+    RETURN true;
+EXCEPTION WHEN OTHERS THEN
+    RETURN true;
+END
+\$\$;
+CREATE TABLE na.t (id bigint DEFAULT idgen.snowflake_next());
+INSERT INTO na.t DEFAULT VALUES;
+ALTER TABLE na.t ENABLE ROW LEVEL SECURITY;
+ALTER TABLE na.t FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON na.t USING (na.policy());
+RESET ROLE;
+SELECT idgen.probe_register('na.t', 'id');
+SELECT count(*) FROM idgen.probe_run();
+});
+my $floor9 = $node->safe_psql('postgres',
+	'SELECT time_floor_ms FROM idgen.leases WHERE worker_id = 9');
+note "id 9's floor after the probe run: $floor9";
+TODO:
+{
+	local $TODO = 'the lease functions take session_user, not the calling role';
+	cmp_ok($floor9, '<', 9000000000000000000,
+		"node_a's code in a superuser's session cannot move a superuser-held id's floor");
+}
+
+# node_a holds the acquisition lock: lease_acquire takes it for the rest
+# of the caller's transaction, and node_a's transaction stays open.
+$node->safe_psql('postgres', "DELETE FROM idgen.lease_history WHERE holder LIKE 'fake-%'; DELETE FROM idgen.leases WHERE holder LIKE 'fake-%'");
+my $hold = $node->background_psql('postgres');
+$hold->query_safe('SET SESSION AUTHORIZATION node_a');
+$hold->query_safe('BEGIN');
+$hold->query_safe("SELECT worker_id FROM idgen.lease_acquire('a2-host', 1, $layout, 5, 0, -1, -1, 0)");
+($rc, $out, $err) = as_node('node_b',
+	"SET lock_timeout = '1s'; SELECT worker_id FROM idgen.lease_acquire('b3-host', 1, $layout, 5, 0, -1, -1, 0)");
+note "node_b while node_a's transaction is open: rc $rc $err";
+TODO:
+{
+	local $TODO = "the acquisition lock lasts for the caller's whole transaction";
+	is($rc, 0, "node_b leases while node_a keeps a transaction open after lease_acquire");
+}
+$hold->quit;
+
+$node->stop;
+done_testing();
