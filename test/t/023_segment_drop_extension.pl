@@ -28,6 +28,8 @@ $node->append_conf(
 shared_preload_libraries = 'idgen'
 idgen.worker_id = 1
 idgen.database = 'postgres'
+# ranges of the step given, so that the draws below need grants
+idgen.segment_min_range = 0
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION idgen');

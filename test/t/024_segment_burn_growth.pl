@@ -164,6 +164,7 @@ idgen.worker_id = 1
 idgen.database = 'postgres'
 idgen.segment_wait_timeout = 1500
 idgen.segment_burn_window = 0
+idgen.segment_min_range = 0
 });
 $p2->start;
 $p2->safe_psql('postgres', 'CREATE EXTENSION idgen; CREATE TABLE issued (n bigint NOT NULL)');
