@@ -21,7 +21,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
 # pg_regress: the SQL surface, on a temporary preloaded server.
-REGRESS = uuidv7 snowflake segment probe monitoring typeid ulid convert parallel
+REGRESS = uuidv7 snowflake segment probe monitoring typeid ulid convert convert_floor parallel
 REGRESS_OPTS = --temp-config=$(srcdir)/test/preload.conf \
 	--temp-instance=$(CURDIR)/tmp_check_regress
 

@@ -478,10 +478,16 @@ BEGIN
 
     EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO col_max;
     -- values the sequence handed out but no row holds yet (or any more)
-    -- count too: an application may still insert them
-    IF has_sequence_privilege(seq, 'SELECT, USAGE') THEN
-        seq_last := pg_sequence_last_value(seq);
+    -- count too: an application may still insert them.  Without the right
+    -- to read them, refuse: max(col) alone could start the new numbers at
+    -- a value an application has fetched and is about to insert.
+    IF NOT has_sequence_privilege(seq, 'SELECT, USAGE') THEN
+        RAISE EXCEPTION 'permission denied to read the last value of sequence % feeding column "%" of %', seq, col, tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Values the sequence handed out that no row holds yet must stay below the new numbers, so the conversion reads the sequence''s last value.',
+                  HINT = format('The sequence''s owner can GRANT SELECT ON SEQUENCE %s TO %I;', seq, current_user);
     END IF;
+    seq_last := pg_sequence_last_value(seq);
     floor_value := CASE WHEN col_max IS NULL THEN seq_last
                         WHEN seq_last IS NULL THEN col_max
                         ELSE greatest(col_max, seq_last) END;
