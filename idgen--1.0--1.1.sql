@@ -971,8 +971,10 @@ ALTER EXTENSION idgen DROP TABLE lease_history;
 ALTER EXTENSION idgen ADD TABLE lease_history;
 
 -- ---------------------------------------------------------------------------
--- Column conversion: refuse when the caller cannot read the sequence's last
--- value, instead of taking max(col) alone as the floor (red2).
+-- Column conversion: the floor counts every row and every value the
+-- sequence handed out, or the conversion refuses: no floor from max(col)
+-- alone when the caller cannot read the sequence's last value, none from
+-- the rows a row-level security policy lets it see (red2).
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION _convert_prepare(tbl regclass, col name, generator text,
                                  OUT seq regclass, OUT identity "char",
@@ -986,6 +988,7 @@ DECLARE
     att       pg_attribute;
     def       text;
     old_lt    text;
+    old_rs    text;
     col_max   bigint;
     seq_last  bigint;
 BEGIN
@@ -1066,7 +1069,21 @@ BEGIN
                   HINT = 'Only a bigserial column, a column whose default is nextval(...) of a sequence, or an identity column can be converted.';
     END IF;
 
-    EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO col_max;
+    -- Every row counts, also one a row-level security policy hides from
+    -- the caller (FORCE ROW LEVEL SECURITY binds the owner too): with
+    -- row_security off, a query a policy would filter fails instead of
+    -- returning a smaller max.
+    old_rs := current_setting('row_security');
+    PERFORM set_config('row_security', 'off', true);
+    BEGIN
+        EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO col_max;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE EXCEPTION 'cannot read every row of % to convert column "%"', tbl, col
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A row-level security policy applies to the caller, so the rows it hides would be left out of the column''s largest value.',
+                  HINT = format('Run the conversion as a role with BYPASSRLS, or in its transaction run ALTER TABLE %s NO FORCE ROW LEVEL SECURITY before it and FORCE again after it.', tbl);
+    END;
+    PERFORM set_config('row_security', old_rs, true);
     -- values the sequence handed out but no row holds yet (or any more)
     -- count too: an application may still insert them.  Without the right
     -- to read them, refuse: max(col) alone could start the new numbers at

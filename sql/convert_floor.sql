@@ -86,3 +86,44 @@ REVOKE ALL ON FUNCTION idgen.segment_create(text, bigint, integer),
 REVOKE CREATE ON SCHEMA public FROM cf_owner;
 DROP ROLE cf_owner;
 DROP ROLE cf_app;
+
+--
+-- Rows a row-level security policy hides from the caller count too.  With
+-- FORCE ROW LEVEL SECURITY the owner sees only its tenant's rows; the
+-- other tenant's explicit id 3 must not be reached by the new numbers.
+--
+CREATE ROLE cf_rls;
+GRANT CREATE ON SCHEMA public TO cf_rls;
+GRANT EXECUTE ON FUNCTION idgen.segment_create(text, bigint, integer),
+                          idgen.segment_next(text) TO cf_rls;
+SET ROLE cf_rls;
+CREATE TABLE cf_r (id bigserial PRIMARY KEY,
+                   tenant text NOT NULL DEFAULT current_setting('cf.tenant'));
+ALTER TABLE cf_r ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cf_r FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON cf_r USING (tenant = current_setting('cf.tenant'));
+SET cf.tenant = 'a';
+INSERT INTO cf_r DEFAULT VALUES;
+SET cf.tenant = 'b';
+INSERT INTO cf_r (id) VALUES (3);
+SET cf.tenant = 'a';
+SELECT idgen.convert_to_segment('cf_r', 'id', 'cf_rtag');
+-- lifted for the conversion's transaction, it goes through above id 3
+BEGIN;
+ALTER TABLE cf_r NO FORCE ROW LEVEL SECURITY;
+SELECT idgen.convert_to_segment('cf_r', 'id', 'cf_rtag2');
+ALTER TABLE cf_r FORCE ROW LEVEL SECURITY;
+COMMIT;
+SET cf.tenant = 'b';
+INSERT INTO cf_r DEFAULT VALUES;
+INSERT INTO cf_r DEFAULT VALUES;
+SELECT count(*) AS rows_of_b, count(*) FILTER (WHERE id > 3) AS above_hidden FROM cf_r;
+RESET cf.tenant;
+RESET ROLE;
+DROP TABLE cf_r;
+SELECT idgen.segment_drop(t) FROM unnest(ARRAY['cf_rtag', 'cf_rtag2']) t
+ WHERE idgen._segment_exists(t);
+REVOKE ALL ON FUNCTION idgen.segment_create(text, bigint, integer),
+                       idgen.segment_next(text) FROM cf_rls;
+REVOKE CREATE ON SCHEMA public FROM cf_rls;
+DROP ROLE cf_rls;
