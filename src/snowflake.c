@@ -242,13 +242,15 @@ snowflake_check_layout(void)
 static void
 snowflake_mark_unusable(const char *summary, const char *reason, const char *hint)
 {
-	snowflake_shared->unusable = true;
+	/* the texts first: readers that see the flag print them at once */
 	strlcpy(snowflake_shared->unusable_summary, summary,
 			sizeof(snowflake_shared->unusable_summary));
 	strlcpy(snowflake_shared->unusable_reason, reason,
 			sizeof(snowflake_shared->unusable_reason));
 	strlcpy(snowflake_shared->unusable_hint, hint,
 			sizeof(snowflake_shared->unusable_hint));
+	pg_write_barrier();
+	snowflake_shared->unusable = true;
 }
 
 /*
@@ -627,6 +629,7 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 
 	if (unlikely(sf->unusable))
 	{
+		pg_read_barrier();		/* pairs with snowflake_mark_unusable() */
 		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_LAYOUT);
 		ereport(ERROR,
 				(errcode(IDGEN_ERRCODE_LAYOUT_CHANGED),
@@ -877,5 +880,10 @@ snowflake_status(int32 *worker_id, int64 *last_issued_ms, int64 *floor_ms,
 	*last_issued_ms = tick_start_ms(pg_atomic_read_u64(&snowflake_shared->last_issued) >> sequence_shift);
 	*floor_ms = (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms);
 	*issued = pg_atomic_read_u32(&snowflake_shared->issued_since_start) != 0;
-	*problem = snowflake_shared->unusable ? snowflake_shared->unusable_reason : NULL;
+	*problem = NULL;
+	if (snowflake_shared->unusable)
+	{
+		pg_read_barrier();		/* pairs with snowflake_mark_unusable() */
+		*problem = snowflake_shared->unusable_reason;
+	}
 }
