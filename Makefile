@@ -21,7 +21,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
 # pg_regress: the SQL surface, on a temporary preloaded server.
-REGRESS = uuidv7 snowflake segment segment_blocks probe monitoring typeid ulid convert parallel privilege_escapes
+REGRESS = uuidv7 snowflake segment segment_blocks probe monitoring typeid ulid convert convert_floor parallel privilege_escapes
 REGRESS_OPTS = --temp-config=$(srcdir)/test/preload.conf \
 	--temp-instance=$(CURDIR)/tmp_check_regress
 

@@ -404,6 +404,7 @@ DECLARE
     att       pg_attribute;
     def       text;
     old_lt    text;
+    old_rs    text;
     col_max   bigint;
     seq_last  bigint;
 BEGIN
@@ -484,12 +485,32 @@ BEGIN
                   HINT = 'Only a bigserial column, a column whose default is nextval(...) of a sequence, or an identity column can be converted.';
     END IF;
 
-    EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO col_max;
+    -- Every row counts, also one a row-level security policy hides from
+    -- the caller (FORCE ROW LEVEL SECURITY binds the owner too): with
+    -- row_security off, a query a policy would filter fails instead of
+    -- returning a smaller max.
+    old_rs := current_setting('row_security');
+    PERFORM set_config('row_security', 'off', true);
+    BEGIN
+        EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO col_max;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE EXCEPTION 'cannot read every row of % to convert column "%"', tbl, col
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A row-level security policy applies to the caller, so the rows it hides would be left out of the column''s largest value.',
+                  HINT = format('Run the conversion as a role with BYPASSRLS, or in its transaction run ALTER TABLE %s NO FORCE ROW LEVEL SECURITY before it and FORCE again after it.', tbl);
+    END;
+    PERFORM set_config('row_security', old_rs, true);
     -- values the sequence handed out but no row holds yet (or any more)
-    -- count too: an application may still insert them
-    IF has_sequence_privilege(seq, 'SELECT, USAGE') THEN
-        seq_last := pg_sequence_last_value(seq);
+    -- count too: an application may still insert them.  Without the right
+    -- to read them, refuse: max(col) alone could start the new numbers at
+    -- a value an application has fetched and is about to insert.
+    IF NOT has_sequence_privilege(seq, 'SELECT, USAGE') THEN
+        RAISE EXCEPTION 'permission denied to read the last value of sequence % feeding column "%" of %', seq, col, tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Values the sequence handed out that no row holds yet must stay below the new numbers, so the conversion reads the sequence''s last value.',
+                  HINT = format('The sequence''s owner can GRANT SELECT ON SEQUENCE %s TO %I;', seq, current_user);
     END IF;
+    seq_last := pg_sequence_last_value(seq);
     floor_value := CASE WHEN col_max IS NULL THEN seq_last
                         WHEN seq_last IS NULL THEN col_max
                         ELSE greatest(col_max, seq_last) END;

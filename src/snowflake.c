@@ -36,6 +36,9 @@
  * once issued time is within half the reserve of the floor, by whichever
  * backend gets the lock without waiting, so callers rarely wait for it;
  * those that must wait sleep on a condition variable until it is done.
+ * The early raise is optional: if the synchronous standbys do not confirm
+ * it in time, the floor stays, the caller's ID (below it) goes out, and no
+ * early raise is tried again until a needed one has succeeded.
  *
  * Permission and floor together: a raise re-checks, under the floor lock,
  * that the permission the caller read is still the published one, and the
@@ -105,6 +108,10 @@ typedef struct SnowflakeShared
 	pg_atomic_uint32 issued_since_start;	/* atomic flag: last_issued is an
 											 * ID issued by this server, not a
 											 * floor (start-up, WAL, handover) */
+	pg_atomic_uint32 early_raise_failed;	/* atomic flag, written under
+											 * IDGEN_LWLOCK_FLOOR: the last
+											 * raise was an early one the
+											 * standbys did not confirm */
 	bool		unusable;		/* see locking note above */
 	char		unusable_summary[128];
 	char		unusable_reason[256];
@@ -235,13 +242,15 @@ snowflake_check_layout(void)
 static void
 snowflake_mark_unusable(const char *summary, const char *reason, const char *hint)
 {
-	snowflake_shared->unusable = true;
+	/* the texts first: readers that see the flag print them at once */
 	strlcpy(snowflake_shared->unusable_summary, summary,
 			sizeof(snowflake_shared->unusable_summary));
 	strlcpy(snowflake_shared->unusable_reason, reason,
 			sizeof(snowflake_shared->unusable_reason));
 	strlcpy(snowflake_shared->unusable_hint, hint,
 			sizeof(snowflake_shared->unusable_hint));
+	pg_write_barrier();
+	snowflake_shared->unusable = true;
 }
 
 /*
@@ -334,6 +343,7 @@ snowflake_shmem_init(void)
 	pg_atomic_init_u64(&snowflake_shared->last_issued, state_for_floor(floor_ms));
 	ConditionVariableInit(&snowflake_shared->floor_raised);
 	pg_atomic_init_u32(&snowflake_shared->issued_since_start, 0);
+	pg_atomic_init_u32(&snowflake_shared->early_raise_failed, 0);
 
 	if (!IsUnderPostmaster)
 		on_shmem_exit(snowflake_shmem_exit, (Datum) 0);
@@ -444,6 +454,14 @@ snowflake_raise_floor(int64 needed_ms, bool must_wait,
 	 * covered what we need.  The wait has the standby wait's bound, so that
 	 * callers queued behind one another do not add their waits up.
 	 */
+	/*
+	 * After an early raise the synchronous standbys did not confirm, further
+	 * early ones would each hold a caller for idgen.sync_standby_timeout:
+	 * leave the next raise to the caller that needs it.
+	 */
+	if (!must_wait && pg_atomic_read_u32(&snowflake_shared->early_raise_failed))
+		return;
+
 	if (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
 	{
 		int64		deadline_ns;
@@ -480,8 +498,15 @@ snowflake_raise_floor(int64 needed_ms, bool must_wait,
 
 	PG_TRY();
 	{
-		if (idgen_permission_current(perm) &&
-			needed_ms > (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms) - reserve / 2)
+		int64		floor_ms = (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms);
+
+		/*
+		 * A raise the caller does not need yet (its tick is below the
+		 * floor) gives up quietly when the synchronous standbys do not
+		 * confirm in time: the floor stays where they confirmed it, and the
+		 * caller's ID, covered by it, still goes out.
+		 */
+		if (idgen_permission_current(perm) && needed_ms > floor_ms - reserve / 2)
 		{
 			IdgenFloorRecord rec;
 
@@ -490,10 +515,15 @@ snowflake_raise_floor(int64 needed_ms, bool must_wait,
 			rec.floor_ms = needed_ms + reserve;
 			rec.worker_id = perm->worker_id;
 
-			idgen_floor_log_and_flush(&rec);
-			idgen_floor_write_file(&rec);
-			pg_atomic_write_u64(&snowflake_shared->floor_ms, (uint64) rec.floor_ms);
-			idgen_count_event(IDGEN_C_FLOOR_WRITES);
+			if (idgen_floor_log_and_flush(&rec, needed_ms > floor_ms))
+			{
+				idgen_floor_write_file(&rec);
+				pg_atomic_write_u64(&snowflake_shared->floor_ms, (uint64) rec.floor_ms);
+				pg_atomic_write_u32(&snowflake_shared->early_raise_failed, 0);
+				idgen_count_event(IDGEN_C_FLOOR_WRITES);
+			}
+			else
+				pg_atomic_write_u32(&snowflake_shared->early_raise_failed, 1);
 		}
 	}
 	PG_FINALLY();
@@ -599,6 +629,7 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 
 	if (unlikely(sf->unusable))
 	{
+		pg_read_barrier();		/* pairs with snowflake_mark_unusable() */
 		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_LAYOUT);
 		ereport(ERROR,
 				(errcode(IDGEN_ERRCODE_LAYOUT_CHANGED),
@@ -849,5 +880,10 @@ snowflake_status(int32 *worker_id, int64 *last_issued_ms, int64 *floor_ms,
 	*last_issued_ms = tick_start_ms(pg_atomic_read_u64(&snowflake_shared->last_issued) >> sequence_shift);
 	*floor_ms = (int64) pg_atomic_read_u64(&snowflake_shared->floor_ms);
 	*issued = pg_atomic_read_u32(&snowflake_shared->issued_since_start) != 0;
-	*problem = snowflake_shared->unusable ? snowflake_shared->unusable_reason : NULL;
+	*problem = NULL;
+	if (snowflake_shared->unusable)
+	{
+		pg_read_barrier();		/* pairs with snowflake_mark_unusable() */
+		*problem = snowflake_shared->unusable_reason;
+	}
 }

@@ -186,15 +186,18 @@ sync_standbys_confirmed(XLogRecPtr lsn)
  * wake us, so we poll its confirmed position: at 1 ms at first, backing
  * off to 10 ms.  After a commit, whose own wait may have been cancelled
  * with only a WARNING, this returns at once if the standbys have it.
+ *
+ * With must false, running out of idgen.sync_standby_timeout returns false
+ * instead: for a caller that can go on without the confirmation.
  */
-void
-idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what)
+static bool
+wait_for_sync_standbys(XLogRecPtr lsn, const char *what, bool must)
 {
 	int64		start_ns;
 	long		nap_ms = 1;
 
 	if (max_wal_senders == 0 || WalSndCtl == NULL)
-		return;
+		return true;
 	start_ns = idgen_monotonic_ns();
 	while (!sync_standbys_confirmed(lsn))
 	{
@@ -210,6 +213,8 @@ idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what)
 							   LSN_FORMAT_ARGS(lsn)),
 					 errhint("Nothing that depends on it was handed out; retry.")));
 		}
+		if (waited_ms >= idgen_sync_standby_timeout_ms && !must)
+			return false;
 		if (waited_ms >= idgen_sync_standby_timeout_ms)
 			ereport(ERROR,
 					(errcode(IDGEN_ERRCODE_STANDBY_TIMEOUT),
@@ -224,16 +229,26 @@ idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what)
 		ResetLatch(MyLatch);
 		nap_ms = Min(nap_ms * 2, 10);
 	}
+	return true;
+}
+
+void
+idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what)
+{
+	(void) wait_for_sync_standbys(lsn, what, true);
 }
 
 /*
  * WAL-log the floor and wait until it is flushed locally and, if synchronous
  * standbys are configured, acknowledged by them (within
  * idgen.sync_standby_timeout): regardless of this session's
- * synchronous_commit.
+ * synchronous_commit.  Returns whether the standbys confirmed it.  Only
+ * with must_confirm false can that be false; otherwise their silence is an
+ * error (IG009).  An early raise passes false: its caller's ID is below the
+ * floor already and must not fail for want of a raise it did not need.
  */
-void
-idgen_floor_log_and_flush(IdgenFloorRecord *rec)
+bool
+idgen_floor_log_and_flush(IdgenFloorRecord *rec, bool must_confirm)
 {
 	XLogRecPtr	lsn;
 
@@ -245,7 +260,7 @@ idgen_floor_log_and_flush(IdgenFloorRecord *rec)
 	XLogRegisterData((char *) rec, sizeof(*rec));
 	lsn = XLogInsert(IDGEN_RMGR_ID, XLOG_IDGEN_FLOOR);
 	XLogFlush(lsn);
-	idgen_require_sync_standby_ack(lsn, "the new Snowflake time floor");
+	return wait_for_sync_standbys(lsn, "the new Snowflake time floor", must_confirm);
 }
 
 static void

@@ -63,7 +63,7 @@ typedef enum IdgenFloorReadResult
 
 extern IdgenFloorReadResult idgen_floor_read_file(IdgenFloorRecord *rec);
 extern void idgen_floor_write_file(IdgenFloorRecord *rec);
-extern void idgen_floor_log_and_flush(IdgenFloorRecord *rec);
+extern bool idgen_floor_log_and_flush(IdgenFloorRecord *rec, bool must_confirm);
 extern void idgen_floor_register_rmgr(void);
 extern void idgen_require_sync_standby_ack(XLogRecPtr lsn, const char *what);
 extern bool idgen_layout_equal(const IdgenLayout *a, const IdgenLayout *b);
