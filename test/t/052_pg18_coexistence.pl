@@ -13,6 +13,10 @@
 #    core: a timestamptz argument reaches idgen's, an interval core's
 #    whatever the order; an untyped literal is ambiguous (42725) when idgen
 #    is on the search_path.  The qualified names always work.
+#  - CREATE EXTENSION idgen leaves core's uuidv7() alone (its comment and
+#    privileges); the 1.0 script did not (its unqualified COMMENT ON and
+#    GRANT ON uuidv7() reached core's function, first on the path): the
+#    update to 1.1 restores core's comment and comments idgen's.
 #  - uuid_extract_timestamp(idgen.uuidv7()) equals idgen.uuidv7_time()
 #    truncated to the millisecond (also for uuidv7(ts) and uuidv7_min(ts)),
 #    and uuid_extract_version() is 7.
@@ -38,7 +42,30 @@ shared_preload_libraries = 'idgen'
 idgen.worker_id = 1
 });
 $node->start;
+
+# What CREATE EXTENSION must leave alone: core's uuidv7() (its comment and
+# privileges), in each database.
+my $core_sql = q{
+SELECT obj_description('pg_catalog.uuidv7()'::regprocedure, 'pg_proc'), proacl IS NULL
+  FROM pg_proc WHERE oid = 'pg_catalog.uuidv7()'::regprocedure};
+my $core_before = $node->safe_psql('postgres', $core_sql);
+my $idgen_comment_sql =
+  q{SELECT obj_description('idgen.uuidv7()'::regprocedure, 'pg_proc') IS NOT NULL};
+
 $node->safe_psql('postgres', 'CREATE EXTENSION idgen');
+is($node->safe_psql('postgres', $core_sql), $core_before,
+	'CREATE EXTENSION idgen leaves pg_catalog.uuidv7() alone (comment and privileges)');
+is($node->safe_psql('postgres', $idgen_comment_sql), 't',
+	'idgen.uuidv7() has its COMMENT (the script names it qualified)');
+
+# A database that got 1.0 on 18 (whose script commented and granted the
+# unqualified uuidv7(), which is core's there) is repaired by the update.
+$node->safe_psql('postgres', 'CREATE DATABASE v10');
+$node->safe_psql('v10', "CREATE EXTENSION idgen VERSION '1.0'");
+$node->safe_psql('v10', 'ALTER EXTENSION idgen UPDATE');
+is($node->safe_psql('v10', $core_sql), ($core_before =~ s/\|t$/|f/r),
+	'1.0 -> update on 18: core\'s uuidv7() comment restored (its ACL stays explicit, granting what the default grants)');
+is($node->safe_psql('v10', $idgen_comment_sql), 't', '1.0 -> update on 18: idgen.uuidv7() has its COMMENT');
 
 sub issued
 {
