@@ -110,8 +110,10 @@ idgen_packages_for() {
 
 # Run "$@" in root directory $1 with /proc and /dev mounted, in a private
 # mount namespace (the mounts vanish with the command).  PG_TEST_PORT_DIR,
-# when set, is shared with the host so that TAP tests in the root and
-# outside it never pick the same port.
+# when set, names a directory of the root's own: the root's postgres user
+# has another uid than the host's and could not take over the host's stale
+# port reservations (the test servers listen on unix sockets in private
+# directories only, so equal port numbers inside and outside never clash).
 idgen_root_exec() {
 	local root=$1
 	shift
@@ -120,9 +122,8 @@ idgen_root_exec() {
 		mount -t proc proc "$r/proc"
 		mount --rbind /dev "$r/dev"
 		if [ -n "${PG_TEST_PORT_DIR:-}" ]; then
-			mkdir -p "$PG_TEST_PORT_DIR" "$r$PG_TEST_PORT_DIR"
-			chmod 1777 "$PG_TEST_PORT_DIR" "$r$PG_TEST_PORT_DIR"
-			mount --bind "$PG_TEST_PORT_DIR" "$r$PG_TEST_PORT_DIR"
+			mkdir -p "$r$PG_TEST_PORT_DIR"
+			chmod 1777 "$r$PG_TEST_PORT_DIR"
 		fi
 		exec chroot "$r" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
 			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
