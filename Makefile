@@ -33,7 +33,7 @@ ISOLATION_OPTS = --inputdir=$(srcdir)/test \
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-EXTRA_CLEAN = tmp_check_regress tmp_check_iso tmp_check_pgtap output_iso
+EXTRA_CLEAN = tmp_check_regress tmp_check_iso tmp_check_pgtap output_iso $(EXTENSION)-*.zip
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -50,3 +50,11 @@ installcheck-isolation:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
 installcheck-tap:
 	$(prove_installcheck)
+
+# PGXN release zip: git archive of the committed HEAD, named after
+# META.json's version (e.g. idgen-1.1.0.zip with the prefix idgen-1.1.0/).
+DIST_VERSION = $(shell perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{version}' $(srcdir)/META.json)
+.PHONY: dist
+dist:
+	git -C $(srcdir) archive --format=zip --prefix=$(EXTENSION)-$(DIST_VERSION)/ \
+		-o $(CURDIR)/$(EXTENSION)-$(DIST_VERSION).zip HEAD

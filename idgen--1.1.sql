@@ -59,7 +59,8 @@ RETURNS uuid
 AS 'MODULE_PATHNAME', 'idgen_uuidv7'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
-COMMENT ON FUNCTION uuidv7() IS
+-- Qualified: on PostgreSQL 18 an unqualified uuidv7() is pg_catalog's.
+COMMENT ON FUNCTION @extschema@.uuidv7() IS
 'RFC 9562 version 7 UUID for the current time; strictly increasing across the server when idgen is preloaded';
 
 CREATE FUNCTION uuidv7(ts timestamptz)
@@ -1428,7 +1429,7 @@ COMMENT ON FUNCTION _segment_forget(text) IS 'Internal: forget a dropped tag''s 
 -- ---------------------------------------------------------------------------
 
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
-GRANT EXECUTE ON FUNCTION uuidv7(), uuidv7(timestamptz), uuidv7_min(timestamptz), uuidv7_time(uuid),
+GRANT EXECUTE ON FUNCTION @extschema@.uuidv7(), uuidv7(timestamptz), uuidv7_min(timestamptz), uuidv7_time(uuid),
     snowflake_next(), snowflake_decode(bigint), snowflake_min(timestamptz),
     bit_budget(), stats(), status() TO PUBLIC;
 GRANT SELECT ON stats, status TO PUBLIC;

@@ -92,9 +92,12 @@ SELECT value - :s0 AS snowflake_delta FROM idgen.stats
 WHERE metric = 'idgen_ids_issued_total' AND labels = '{"generator": "snowflake"}';
 -- IDs issued in a parallel worker are counted too (its transaction end
 -- shares them).
-SET force_parallel_mode = on;
+-- PostgreSQL 16 renamed force_parallel_mode to debug_parallel_query.
+SELECT CASE WHEN current_setting('server_version_num')::int < 160000
+            THEN 'force_parallel_mode' ELSE 'debug_parallel_query' END AS debug_parallel \gset
+SET :debug_parallel = on;
 SELECT idgen.snowflake_next() > 0 AS snowflake, idgen.uuidv7() IS NOT NULL AS uuidv7;
-RESET force_parallel_mode;
+RESET :debug_parallel;
 SELECT value - :s0 AS snowflake_delta FROM idgen.stats
 WHERE metric = 'idgen_ids_issued_total' AND labels = '{"generator": "snowflake"}';
 SELECT value - :u5 AS uuidv7_delta FROM idgen.stats

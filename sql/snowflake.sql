@@ -102,10 +102,13 @@ SELECT idgen.snowflake_next() <> idgen.snowflake_next() AS two_calls_differ;
 -- PARALLEL SAFE: called in a parallel worker, it continues the server-wide
 -- sequence.
 SELECT idgen.snowflake_next() AS leader_id \gset
-SET force_parallel_mode = on;
+-- PostgreSQL 16 renamed force_parallel_mode to debug_parallel_query.
+SELECT CASE WHEN current_setting('server_version_num')::int < 160000
+            THEN 'force_parallel_mode' ELSE 'debug_parallel_query' END AS debug_parallel \gset
+SET :debug_parallel = on;
 EXPLAIN (COSTS OFF) SELECT idgen.snowflake_next();
 SELECT idgen.snowflake_next() AS worker_id \gset
-RESET force_parallel_mode;
+RESET :debug_parallel;
 SELECT :worker_id > :leader_id AS worker_id_higher,
        (SELECT d.worker_id FROM idgen.snowflake_decode(:worker_id) AS d) AS decoded_worker,
        idgen.snowflake_next() > :worker_id AS next_leader_id_higher;

@@ -92,10 +92,13 @@ SELECT idgen.uuidv7() <> idgen.uuidv7() AS two_calls_differ;
 -- PARALLEL SAFE: called in a parallel worker, it continues the server-wide
 -- order.
 SELECT idgen.uuidv7() AS leader_u \gset
-SET force_parallel_mode = on;
+-- PostgreSQL 16 renamed force_parallel_mode to debug_parallel_query.
+SELECT CASE WHEN current_setting('server_version_num')::int < 160000
+            THEN 'force_parallel_mode' ELSE 'debug_parallel_query' END AS debug_parallel \gset
+SET :debug_parallel = on;
 EXPLAIN (COSTS OFF) SELECT idgen.uuidv7();
 SELECT idgen.uuidv7() AS worker_u \gset
-RESET force_parallel_mode;
+RESET :debug_parallel;
 SELECT :'worker_u'::uuid > :'leader_u'::uuid AS worker_u_higher,
        idgen.uuidv7() > :'worker_u'::uuid AS next_leader_u_higher;
 

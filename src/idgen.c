@@ -48,6 +48,14 @@ _PG_init(void)
 	idgen_floor_register_rmgr();
 	idgen_shmem_install_hooks();
 	segment_install_hooks();
+
+	/*
+	 * No background workers in pg_upgrade's binary-upgrade mode (as core's
+	 * logical replication launcher): they would connect to idgen.database,
+	 * which pg_upgrade drops and re-creates.
+	 */
+	if (IsBinaryUpgrade)
+		return;
 	idgen_register_worker();
 	idgen_register_lease_worker();
 }

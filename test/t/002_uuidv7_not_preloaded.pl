@@ -62,9 +62,12 @@ SELECT count(*) FILTER (WHERE substr(u::text, 15, 1) <> '7'
 }
 
 # In a parallel worker (uuidv7() is PARALLEL SAFE) it works just the same.
+# (PostgreSQL 16 renamed force_parallel_mode to debug_parallel_query.)
+my $debug_parallel =
+  $node->pg_version >= 16 ? 'debug_parallel_query' : 'force_parallel_mode';
 is( $node->safe_psql(
-		'postgres', q{
-SET force_parallel_mode = on;
+		'postgres', qq{
+SET $debug_parallel = on;
 SET parallel_setup_cost = 0;
 SELECT count(*), count(DISTINCT u), count(*) FILTER (WHERE substr(u::text, 15, 1) = '7')
   FROM (SELECT idgen.uuidv7() AS u FROM generate_series(1, 1000)) s;

@@ -345,7 +345,7 @@ ok($fifth->log_contains(qr/could not acquire a worker id lease: no free worker i
 	usleep(4_000_000);
 	my $window = Time::HiRes::time() - $t_from;
 	my $log = slurp_file($coord2->logfile, $log_at);
-	my $calls = () = $log =~ /parameters: \$1 = '\Q$holder5\E'/g;
+	my $calls = () = $log =~ /[Pp]arameters: \$1 = '\Q$holder5\E'/g;
 	cmp_ok($calls, '>=', 2, "fifth node keeps retrying ($calls attempts in ${\sprintf('%.1f', $window)} s)");
 	cmp_ok($calls, '<=', 3 * $window + 2, 'fifth node retries with backoff, not in a tight loop');
 }
