@@ -108,7 +108,11 @@ idgen_permission_current(const IdgenPermission *perm)
 }
 
 /* Refuse an ID the permission does not allow, saying why (lease state). */
+#if PG_VERSION_NUM >= 180000
+pg_noreturn extern void idgen_permission_refuse(const IdgenPermission *perm);
+#else
 extern void idgen_permission_refuse(const IdgenPermission *perm) pg_attribute_noreturn();
+#endif
 
 typedef enum LeaseState
 {

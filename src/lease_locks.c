@@ -34,6 +34,13 @@
 #define IDGEN_LOCK_HOLDER		7534	/* field2 of a worker id's lock */
 #define IDGEN_LOCK_ACQUISITION	7535	/* field2 of the acquisition lock */
 
+/* PostgreSQL 17 added LockHeldByMe()'s orstronger argument. */
+#if PG_VERSION_NUM >= 170000
+#define lock_held_by_me(tag, mode)	LockHeldByMe((tag), (mode), false)
+#else
+#define lock_held_by_me(tag, mode)	LockHeldByMe((tag), (mode))
+#endif
+
 PG_FUNCTION_INFO_V1(idgen_lease_lock);
 PG_FUNCTION_INFO_V1(idgen_lease_unlock);
 PG_FUNCTION_INFO_V1(idgen_lease_acquisition_lock);
@@ -57,7 +64,7 @@ release_session_lock(void)
 	if (session_lock_id < 0)
 		return;
 	holder_tag(&tag, session_lock_id);
-	if (LockHeldByMe(&tag, ExclusiveLock))
+	if (lock_held_by_me(&tag, ExclusiveLock))
 		LockRelease(&tag, ExclusiveLock, true);
 	session_lock_id = -1;
 }
@@ -80,7 +87,7 @@ idgen_lease_lock(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("worker id must not be negative")));
 	holder_tag(&tag, worker_id);
-	if (LockHeldByMe(&tag, ExclusiveLock))
+	if (lock_held_by_me(&tag, ExclusiveLock))
 	{
 		session_lock_id = worker_id;
 		PG_RETURN_BOOL(true);

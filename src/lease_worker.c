@@ -560,7 +560,6 @@ static void
 lease_call_local(const char *sql, int nparams, const char *const *params, LeaseCall *call)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
-	pqsigfunc	prev_sigint;
 
 	/*
 	 * Within the call a cancel cancels it (the call fails and is retried),
@@ -568,7 +567,7 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 	 * and lock_timeout, which bound the call and its commit's wait for
 	 * synchronous standbys, arrive as a SIGINT to this process.
 	 */
-	prev_sigint = pqsignal(SIGINT, StatementCancelHandler);
+	pqsignal(SIGINT, StatementCancelHandler);
 	PG_TRY();
 	{
 		Oid			types[16];
@@ -642,7 +641,7 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
-	pqsignal(SIGINT, prev_sigint);
+	pqsignal(SIGINT, lease_worker_sigint);
 	QueryCancelPending = false; /* one that came after the call's last check */
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

@@ -25,6 +25,9 @@
 
 #include "access/htup_details.h"
 #include "fmgr.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/uuid.h"

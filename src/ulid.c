@@ -21,6 +21,9 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 #include "utils/builtins.h"
 #include "utils/uuid.h"
 
