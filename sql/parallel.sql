@@ -26,7 +26,10 @@ INSERT INTO par_ids SELECT generate_series(1, 10);
 ANALYZE par_ids;
 SELECT idgen.segment_create('par_tag', 1, 10);
 
-SET force_parallel_mode = on;
+-- PostgreSQL 16 renamed force_parallel_mode to debug_parallel_query.
+SELECT CASE WHEN current_setting('server_version_num')::int < 160000
+            THEN 'force_parallel_mode' ELSE 'debug_parallel_query' END AS debug_parallel \gset
+SET :debug_parallel = on;
 -- A Gather is put on top of a query that calls only parallel-safe
 -- functions.
 EXPLAIN (COSTS OFF)
@@ -70,7 +73,7 @@ SELECT count(DISTINCT idgen.typeid('par')) AS typeid,
        count(DISTINCT idgen.ulid_decode(idgen.ulid_encode(idgen.uuidv7_min('2024-01-01 00:00:00+00')))) AS ulid_roundtrip
 FROM par_ids;
 
-SET force_parallel_mode = regress;
+SET :debug_parallel = regress;
 SELECT count(DISTINCT idgen.uuidv7()) AS uuidv7,
        count(DISTINCT idgen.uuidv7('2024-01-01 00:00:00+00')) AS uuidv7_at,
        count(DISTINCT idgen.uuidv7_min('2024-01-01 00:00:00+00')) AS uuidv7_min,
@@ -87,7 +90,7 @@ SELECT count(DISTINCT d.ts) AS decoded, min(d.worker_id) AS worker_id
 FROM par_ids, LATERAL idgen.snowflake_decode(idgen.snowflake_min('2024-01-01 00:00:01+00') + par_ids.n) d;
 
 -- Not parallel safe: no Gather, and they work.
-SET force_parallel_mode = on;
+SET :debug_parallel = on;
 EXPLAIN (COSTS OFF)
 SELECT count(idgen.segment_next('par_tag')) FROM par_ids;
 SELECT count(DISTINCT idgen.segment_next('par_tag')) AS segment_next FROM par_ids;
@@ -101,7 +104,7 @@ SELECT idgen._probe_lower_bound(p) FROM idgen.probes p;
 SELECT count(idgen._probe_lower_bound(p)) AS lower_bounds FROM idgen.probes p
 WHERE p.tbl = 'par_probe'::regclass;
 SELECT count(*) AS probes_run FROM idgen.probe_run() WHERE tbl = 'par_probe'::regclass;
-RESET force_parallel_mode;
+RESET :debug_parallel;
 
 SELECT idgen.probe_unregister('par_probe', 'id');
 DROP TABLE par_probe, par_ids;

@@ -457,9 +457,12 @@ DROP TABLE probe_secret;
 --
 CREATE TABLE probe_par (id bigint DEFAULT idgen.snowflake_next());
 SELECT idgen.probe_register('probe_par', 'id');
-SET force_parallel_mode = on;
+-- PostgreSQL 16 renamed force_parallel_mode to debug_parallel_query.
+SELECT CASE WHEN current_setting('server_version_num')::int < 160000
+            THEN 'force_parallel_mode' ELSE 'debug_parallel_query' END AS debug_parallel \gset
+SET :debug_parallel = on;
 SELECT count(idgen._probe_lower_bound(p)) FROM idgen.probes p WHERE p.tbl = 'probe_par'::regclass;
-RESET force_parallel_mode;
+RESET :debug_parallel;
 SELECT idgen.probe_unregister('probe_par', 'id');
 DROP TABLE probe_par;
 
