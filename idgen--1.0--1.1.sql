@@ -611,11 +611,15 @@ GRANT EXECUTE ON FUNCTION convert_to_segment(regclass, name, text) TO PUBLIC;
 -- its own durable floor; renewals are O(1) in the number of holders.
 -- ---------------------------------------------------------------------------
 
+-- The column gets its default after the rows are filled, so that the
+-- updated table is what a fresh install creates (no stored missing value).
 ALTER TABLE leases ADD COLUMN holder_role name,
-    ADD COLUMN start_floor_ms bigint NOT NULL DEFAULT 0;
+    ADD COLUMN start_floor_ms bigint;
 -- holdings taken under 1.0 started above an unknown floor: assume the
 -- highest one recorded, so that they never take the faster path
 UPDATE leases SET start_floor_ms = time_floor_ms;
+ALTER TABLE leases ALTER COLUMN start_floor_ms SET DEFAULT 0,
+    ALTER COLUMN start_floor_ms SET NOT NULL;
 
 -- The coordinator's lease locks (src/lease_locks.c): lock tags no SQL
 -- outside these functions can take, so that no role able to connect can
