@@ -17,6 +17,8 @@
  * still of the type the probe's kind reads (bigint, or uuid for UUIDv7).
  * Anything else is refused with an error that probe_run() records as the
  * probe's result.
+ * The scan is bounded by idgen.probe_timeout, so that no owner's code can
+ * stall the other probes or keep the caller's transaction open.
  *
  * The queries are fixed here, not passed in: a caller can choose only which
  * table, column and bound to count, and must itself be allowed to read the
