@@ -51,6 +51,7 @@ int			idgen_segment_interleave_count = 1;
 int			idgen_segment_interleave_index = 0;
 
 int			idgen_probe_interval_s = 300;
+int			idgen_probe_timeout_ms = 60000;
 
 /* Days from 1970-01-01 to the given proleptic Gregorian date. */
 static int64
@@ -406,4 +407,11 @@ idgen_define_gucs(void)
 							&idgen_probe_interval_s,
 							300, 0, 86400 * 7,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.probe_timeout",
+							"Longest a uniqueness probe's scan of one table may take before it is canceled; 0 means no bound.",
+							"A scan that runs longer fails with its probe's error recorded; the other probes go on.",
+							&idgen_probe_timeout_ms,
+							60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }

@@ -43,6 +43,7 @@ extern int	idgen_segment_interleave_index;
 
 /* Uniqueness probe */
 extern int	idgen_probe_interval_s;
+extern int	idgen_probe_timeout_ms;
 
 extern void idgen_define_gucs(void);
 extern bool idgen_leasing_configured(void);
