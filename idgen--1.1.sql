@@ -728,6 +728,37 @@ COMMENT ON FUNCTION _lease_take_lock(integer) IS
 
 REVOKE EXECUTE ON FUNCTION _lease_take_lock(integer) FROM PUBLIC;
 
+-- Refuse a floor a node role reports beyond anything a holding can have
+-- reached, so that no role with EXECUTE on the lease functions can poison
+-- a worker id's floor and stop it from ever issuing again.  A node's
+-- horizon is its clock plus its TTL (at most 1 hour) and its durable
+-- floor its clock plus idgen.time_floor_reserve; the ceiling is the
+-- coordinator's clock plus the longest TTL plus 10 minutes for the
+-- clocks' skew.  p_recorded_ms (a floor the coordinator recorded for the
+-- id itself) is always accepted back.
+CREATE FUNCTION _lease_check_floor(p_floor_ms bigint, p_recorded_ms bigint, p_argument text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ceiling_ms bigint := ((extract(epoch FROM now()) + 3600 + 600) * 1000)::bigint;
+BEGIN
+    IF p_floor_ms > greatest(ceiling_ms, p_recorded_ms) THEN
+        RAISE EXCEPTION 'time floor % ms is too far in the future', p_floor_ms
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('%s may be at most %s ms (the coordinator''s clock plus the longest lease TTL, 1 hour, plus 10 minutes of clock skew).',
+                                  p_argument, greatest(ceiling_ms, p_recorded_ms)),
+                  HINT = 'Check the node''s clock against the coordinator''s; a floor is the node''s clock plus its TTL at most.';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION _lease_check_floor(bigint, bigint, text) IS
+'Internal: refuse a time floor beyond what any lease holding can have reached';
+
+REVOKE EXECUTE ON FUNCTION _lease_check_floor(bigint, bigint, text) FROM PUBLIC;
+
 -- The lease functions are SECURITY DEFINER: nodes' roles get EXECUTE on
 -- them and nothing else.  A holding belongs to the holder identity (the
 -- node's system identifier/host:port) AND the role that took it
@@ -843,6 +874,9 @@ BEGIN
            AND cur.expires_at + make_interval(secs => p_margin_s) > now() THEN
             CONTINUE;           -- live, or within the quarantine after expiry
         END IF;
+        IF own THEN
+            PERFORM idgen._lease_check_floor(p_local_floor_ms, cur.time_floor_ms, 'p_local_floor_ms');
+        END IF;
         IF NOT (CASE WHEN own THEN idgen._lease_take_lock(cand)
                      ELSE idgen._lease_lock(cand) END) THEN
             CONTINUE;           -- a live session still holds it
@@ -915,12 +949,14 @@ AS $$
 DECLARE
     new_expiry timestamptz;
     renewed    integer;
+    recorded   bigint;
 BEGIN
     IF p_ttl_s NOT BETWEEN 1 AND 3600 THEN
         RAISE EXCEPTION 'invalid lease TTL: % s', p_ttl_s
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     new_expiry := now() + make_interval(secs => p_ttl_s);
+    SELECT l.time_floor_ms INTO recorded FROM idgen.leases l WHERE l.worker_id = p_worker_id;
     -- The holding must be the caller's (holder identity and role; a holding
     -- taken before 1.1 recorded no role, and records the renewing one).
     -- Checked before the lock is taken, so a caller can never take the lock
@@ -945,6 +981,9 @@ BEGIN
         RAISE EXCEPTION 'lease of worker id % generation % is no longer held by this node', p_worker_id, p_generation
             USING ERRCODE = 'IG007';
     END IF;
+    -- checked once the holding is known to be the caller's (the error
+    -- rolls the renewal back)
+    PERFORM idgen._lease_check_floor(p_time_floor_ms, recorded, 'p_time_floor_ms');
     -- after a reconnect (or a coordinator failover) this session may not
     -- hold the id's lock yet; the error rolls the renewal back
     IF NOT idgen._lease_lock(p_worker_id) THEN
@@ -967,10 +1006,14 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    recorded bigint;
 BEGIN
     -- p_time_floor_ms is what the node actually reached, which may be below
     -- the horizon it reported; never below the floor the holding started
     -- above, which covers every earlier holding
+    SELECT greatest(l.time_floor_ms, l.start_floor_ms) INTO recorded
+      FROM idgen.leases l WHERE l.worker_id = p_worker_id;
     UPDATE idgen.leases l
        SET released_at = now(), expires_at = least(l.expires_at, now()),
            time_floor_ms = greatest(p_time_floor_ms, l.start_floor_ms)
@@ -981,6 +1024,7 @@ BEGIN
         RAISE EXCEPTION 'lease of worker id % generation % is no longer held by this node', p_worker_id, p_generation
             USING ERRCODE = 'IG007';
     END IF;
+    PERFORM idgen._lease_check_floor(p_time_floor_ms, recorded, 'p_time_floor_ms');
     UPDATE idgen.lease_history h SET released_at = now(), expires_at = least(h.expires_at, now())
      WHERE h.worker_id = p_worker_id AND h.generation = p_generation;
     PERFORM idgen._lease_unlock();

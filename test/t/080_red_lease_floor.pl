@@ -79,23 +79,43 @@ my ($rc, $out, $err) = as_node('node_a',
 	"SELECT generation FROM idgen.lease_acquire('a-host', 1, $layout, 5, 0, 7, -1, 0)");
 is($rc, 0, 'node_a leases worker id 7') or diag $err;
 my $gen = $out;
+my $poison = '9000000000000000000';
 ($rc, $out, $err) = as_node('node_a',
-	"SELECT idgen.lease_release(7, $gen, 'a-host', 9000000000000000000)");
-note "release with a floor in the year 285 million: rc $rc $err";
+	"SELECT idgen.lease_renew(7, $gen, 'a-host', 5, $poison)");
+isnt($rc, 0, 'lease_renew refuses a time floor in the year 285 million');
+like($err, qr/time floor .* is too far in the future/, 'the refusal says why');
+($rc, $out, $err) = as_node('node_a',
+	"SELECT generation FROM idgen.lease_acquire('a-host', 1, $layout, 5, 0, 7, -1, $poison)");
+isnt($rc, 0, 'lease_acquire refuses such a local floor when node_a takes its id back');
+like($err, qr/p_local_floor_ms may be at most/, 'the refusal names the argument');
+($rc, $out, $err) = as_node('node_a',
+	"SELECT idgen.lease_release(7, $gen, 'a-host', $poison)");
+isnt($rc, 0, 'lease_release refuses a time floor in the year 285 million');
+like($err, qr/time floor .* is too far in the future/, 'the refusal says why');
+
+# every legitimate floor still goes through: a renewal's horizon (the
+# node's clock plus its TTL), a take-back with the node's durable floor,
+# and a release with what it reached
+my $now_ms = q{(extract(epoch FROM clock_timestamp()) * 1000)::bigint};
+($rc, $out, $err) = as_node('node_a',
+	"SELECT expires_at IS NOT NULL FROM idgen.lease_renew(7, $gen, 'a-host', 3600, $now_ms + 3600 * 1000)");
+is($rc, 0, 'a renewal with a one-hour horizon is accepted') or diag $err;
+($rc, $out, $err) = as_node('node_a',
+	"SELECT generation FROM idgen.lease_acquire('a-host', 1, $layout, 5, 0, 7, -1, $now_ms + 500)");
+is($rc, 0, 'node_a takes its id back with its durable floor') or diag $err;
+$gen = $out;
+($rc, $out, $err) = as_node('node_a',
+	"SELECT idgen.lease_release(7, $gen, 'a-host', $now_ms + 5000)");
+is($rc, 0, 'node_a releases id 7 with the floor it reached') or diag $err;
 
 # node_b takes id 7: the floor it must start above
 ($rc, $out, $err) = as_node('node_b',
-	"SELECT previous_floor_ms - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+	"SELECT previous_floor_ms - $now_ms
 	   FROM idgen.lease_acquire('b-host', 1, $layout, 5, 0, 7, -1, 0)");
 is($rc, 0, 'node_b leases worker id 7') or diag $err;
 note "node_b must start ${out} ms in the future";
-
-TODO:
-{
-	local $TODO = 'the coordinator accepts any floor a node role reports';
-	cmp_ok($out, '<', 2 * 3600 * 1000,
-		'a floor node_a reported cannot hold id 7 from node_b for more than two hours');
-}
+cmp_ok($out, '<', 2 * 3600 * 1000,
+	'a floor node_a reported cannot hold id 7 from node_b for more than two hours');
 
 # node_a exhausts the id space under made-up holders
 my $cap = 2**$worker_bits;
