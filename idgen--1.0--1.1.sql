@@ -1253,7 +1253,19 @@ LEFT JOIN pg_catalog.pg_attribute a
 
 -- Lease functions bound what a node role can report and hold (red team):
 -- floors beyond the coordinator's clock plus the longest TTL and a clock-skew
--- allowance are refused.
+-- allowance are refused; the acquisition lock lasts for one call and no
+-- acquisition waits for another caller's transaction.
+-- The acquisition lock lasts for one lease_acquire call only.
+CREATE FUNCTION _lease_acquisition_unlock()
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_lease_acquisition_unlock'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _lease_acquisition_unlock() IS
+'Internal: release the acquisition lock before the transaction ends';
+
+REVOKE EXECUTE ON FUNCTION _lease_acquisition_unlock() FROM PUBLIC;
+
 -- Refuse a floor a node role reports beyond anything a holding can have
 -- reached, so that no role with EXECUTE on the lease functions can poison
 -- a worker id's floor and stop it from ever issuing again.  A node's
@@ -1320,9 +1332,26 @@ BEGIN
     -- a fresh holding: let go of the lock an earlier holding left in this session
     PERFORM idgen._lease_unlock();
 
-    -- Simultaneous first boots: one acquisition at a time.  The wait is
-    -- bounded by lock_timeout (the lease worker sets it; 5 s otherwise),
-    -- and a blocked acquisition names who blocks it.
+    -- Simultaneous first boots: one acquisition at a time, for the length
+    -- of this call only (released before it returns, and by the end of the
+    -- transaction or the abort of a subtransaction whatever happens), so
+    -- that a caller leaving its transaction open blocks no one.  The wait
+    -- is bounded by lock_timeout (the lease worker sets it; 5 s
+    -- otherwise), and a blocked acquisition names who blocks it.
+    --
+    -- The lock only spares simultaneous boots a retry: which session gets
+    -- an id is decided by the per-id session lock, taken without waiting.
+    -- Two acquisitions picking the same id both call _lease_lock(cand);
+    -- exactly one gets it, the other moves on.  The winner keeps it for as
+    -- long as it holds the id (its session), so whoever later finds the
+    -- id's row expired or released and takes the lock is alone on it.  The
+    -- candidate row is read FOR UPDATE SKIP LOCKED: a row another
+    -- transaction is changing (a holder renewing or releasing, perhaps in
+    -- a transaction it leaves open) is skipped, never waited for, and a
+    -- row we lock is the latest committed version, so its generation and
+    -- floors are the current ones.  An id without a row yet is inserted
+    -- ON CONFLICT DO NOTHING: a holder that inserted it, committed and
+    -- released it between our read and our lock makes us skip the id.
     IF current_setting('lock_timeout') = '0' THEN
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -1340,14 +1369,19 @@ BEGIN
             USING ERRCODE = 'lock_not_available',
                   DETAIL = format('Another session held idgen''s acquisition lock for longer than lock_timeout (%s): %s.',
                                   current_setting('lock_timeout'), coalesce(blockers, 'it has let go since')),
-                  HINT = 'Only idgen''s lease functions take this lock, for the length of one call; end a stuck session with pg_terminate_backend().';
+                  HINT = 'idgen''s lease functions hold this lock only while a call runs; a session holding it longer took it through idgen._lease_acquisition_lock() as a superuser: end it with pg_terminate_backend().';
     END;
 
-    SELECT * INTO lay FROM idgen.lease_layout FOR UPDATE;
+    -- the first node records the layout; a plain read, so that no caller's
+    -- open transaction holds the row
+    SELECT * INTO lay FROM idgen.lease_layout;
     IF NOT FOUND THEN
         INSERT INTO idgen.lease_layout (timestamp_bits, worker_bits, sequence_bits, tick_ms, epoch_ms)
-        VALUES (p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms);
-    ELSIF (lay.timestamp_bits, lay.worker_bits, lay.sequence_bits, lay.tick_ms, lay.epoch_ms)
+        VALUES (p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms)
+        ON CONFLICT (singleton) DO NOTHING;
+        SELECT * INTO lay FROM idgen.lease_layout;
+    END IF;
+    IF (lay.timestamp_bits, lay.worker_bits, lay.sequence_bits, lay.tick_ms, lay.epoch_ms)
           IS DISTINCT FROM (p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms) THEN
         RAISE EXCEPTION 'Snowflake layout differs from the coordinator''s'
             USING ERRCODE = 'IG006',
@@ -1372,8 +1406,11 @@ BEGIN
                               AND (l.holder <> p_holder OR l.holder_role IS DISTINCT FROM session_user)
                               AND l.expires_at + make_interval(secs => p_margin_s) > now())
     LOOP
-        SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = cand FOR UPDATE;
+        SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = cand FOR UPDATE SKIP LOCKED;
         known := FOUND;
+        IF NOT known AND EXISTS (SELECT 1 FROM idgen.leases l WHERE l.worker_id = cand) THEN
+            CONTINUE;           -- another transaction is changing its row
+        END IF;
         own := known AND cur.holder = p_holder AND cur.holder_role IS NOT DISTINCT FROM session_user;
         IF known AND NOT own
            AND cur.expires_at + make_interval(secs => p_margin_s) > now() THEN
@@ -1409,17 +1446,33 @@ BEGIN
                                       acquired_at, renewed_at, expires_at,
                                       holder_role, start_floor_ms)
             VALUES (cand, p_holder, p_pid, 1, now(), now(), lease_acquire.expires_at,
-                    session_user, 0);
+                    session_user, 0)
+            ON CONFLICT DO NOTHING;
+            IF NOT FOUND THEN
+                PERFORM idgen._lease_unlock();
+                CONTINUE;       -- taken and released since we looked
+            END IF;
         END IF;
         INSERT INTO idgen.lease_history (worker_id, generation, holder, acquired_at, renewed_at, expires_at)
         VALUES (cand, lease_acquire.generation, p_holder, now(), now(), lease_acquire.expires_at);
 
-        -- counted here only: renewals stay O(1) in the number of holders
-        SELECT count(*) INTO in_use FROM idgen.leases l
-         WHERE l.released_at IS NULL AND l.expires_at > now();
+        -- counted here only: renewals stay O(1) in the number of holders.
+        -- Live holdings, and the ids whose lock a session holds: an
+        -- acquisition running at the same time has not committed its row
+        -- yet, but holds the id's lock already.
+        SELECT count(*) INTO in_use
+          FROM (SELECT l.worker_id::bigint FROM idgen.leases l
+                 WHERE l.released_at IS NULL AND l.expires_at > now()
+                UNION
+                SELECT k.objid::bigint FROM pg_locks k
+                 WHERE k.locktype = 'advisory' AND k.granted
+                   AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+                   AND k.classid = 7534 AND k.objsubid = 7534) u;
         capacity := cap;
+        PERFORM idgen._lease_acquisition_unlock();
         RETURN;
     END LOOP;
+    PERFORM idgen._lease_acquisition_unlock();
 
     IF p_static_id >= 0 THEN
         SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = p_static_id;

@@ -191,11 +191,26 @@ $hold->query_safe("SELECT worker_id FROM idgen.lease_acquire('a2-host', 1, $layo
 ($rc, $out, $err) = as_node('node_b',
 	"SET lock_timeout = '1s'; SELECT worker_id FROM idgen.lease_acquire('b3-host', 1, $layout, 5, 0, -1, -1, 0)");
 note "node_b while node_a's transaction is open: rc $rc $err";
-TODO:
-{
-	local $TODO = "the acquisition lock lasts for the caller's whole transaction";
-	is($rc, 0, "node_b leases while node_a keeps a transaction open after lease_acquire");
-}
+is($rc, 0, "node_b leases while node_a keeps a transaction open after lease_acquire")
+  or diag $err;
+
+# an acquisition that fails after taking the acquisition lock (a layout
+# that differs from the coordinator's) inside an exception block of
+# node_a's still open transaction lets go of it too
+(my $bad_layout = $layout) =~ s/^\d+/40/;
+$hold->query_safe(qq{
+DO \$\$
+BEGIN
+    PERFORM idgen.lease_acquire('a3-host', 1, $bad_layout, 5, 0, -1, -1, 0);
+EXCEPTION WHEN OTHERS THEN
+    NULL;
+END
+\$\$});
+($rc, $out, $err) = as_node('node_b',
+	"SET lock_timeout = '1s'; SELECT worker_id FROM idgen.lease_acquire('b4-host', 1, $layout, 5, 0, -1, -1, 0)");
+is($rc, 0, "node_b leases after node_a's failed acquisition in its open transaction")
+  or diag $err;
+$hold->query_safe('COMMIT');
 $hold->quit;
 
 $node->stop;
