@@ -811,6 +811,8 @@ DECLARE
     known    boolean;
     own      boolean;
     blockers text;
+    held     integer;
+    max_held integer;
 BEGIN
     IF p_ttl_s NOT BETWEEN 1 AND 3600 OR p_margin_s NOT BETWEEN 0 AND 3600
        OR p_worker_bits NOT BETWEEN 0 AND 30 THEN
@@ -880,6 +882,27 @@ BEGIN
                                   lay.timestamp_bits, lay.worker_bits, lay.sequence_bits, lay.tick_ms, lay.epoch_ms,
                                   p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms),
                   HINT = 'Every node leasing from one coordinator must use the same idgen.epoch, idgen.tick and bit settings.';
+    END IF;
+
+    -- A role's live holdings are capped (idgen.lease_max_per_role, read
+    -- from pg_settings, where a placeholder a session set itself without
+    -- idgen preloaded never shows), so that one node role cannot lease
+    -- every id under made-up holder names.  Superusers are not capped.
+    -- The caller holder's own rows are not counted: a node taking its id
+    -- back replaces its holding.
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        max_held := coalesce((SELECT s.setting::integer FROM pg_settings s
+                               WHERE s.name = 'idgen.lease_max_per_role'), 4);
+        SELECT count(*) INTO held FROM idgen.leases l
+         WHERE l.holder_role = session_user AND l.holder <> p_holder
+           AND l.released_at IS NULL AND l.expires_at > now();
+        IF held >= max_held THEN
+            PERFORM idgen._lease_acquisition_unlock();
+            RAISE EXCEPTION 'role % already holds % worker ids', session_user, held
+                USING ERRCODE = 'IG010',
+                      DETAIL = format('idgen.lease_max_per_role on the coordinator is %s: no role but a superuser may hold more live leases.', max_held),
+                      HINT = 'Give each node its own role, or raise idgen.lease_max_per_role on the coordinator.';
+        END IF;
     END IF;
 
     -- Candidates in order: the static id; else the id this node held last,
