@@ -1266,6 +1266,17 @@ COMMENT ON FUNCTION _lease_acquisition_unlock() IS
 
 REVOKE EXECUTE ON FUNCTION _lease_acquisition_unlock() FROM PUBLIC;
 
+-- No lease call from another role's code in a security-restricted operation.
+CREATE FUNCTION _lease_check_caller()
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_lease_check_caller'
+LANGUAGE C STABLE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _lease_check_caller() IS
+'Internal: refuse a lease call made in a security-restricted operation (another role''s code)';
+
+REVOKE EXECUTE ON FUNCTION _lease_check_caller() FROM PUBLIC;
+
 -- Refuse a floor a node role reports beyond anything a holding can have
 -- reached, so that no role with EXECUTE on the lease functions can poison
 -- a worker id's floor and stop it from ever issuing again.  A node's
@@ -1330,6 +1341,7 @@ BEGIN
                   DETAIL = format('TTL %s s, margin %s s, %s worker bits.', p_ttl_s, p_margin_s, p_worker_bits);
     END IF;
     cap := 1 << p_worker_bits;
+    PERFORM idgen._lease_check_caller();
 
     -- a fresh holding: let go of the lock an earlier holding left in this session
     PERFORM idgen._lease_unlock();
@@ -1532,6 +1544,7 @@ BEGIN
         RAISE EXCEPTION 'invalid lease TTL: % s', p_ttl_s
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM idgen._lease_check_caller();
     new_expiry := now() + make_interval(secs => p_ttl_s);
     SELECT l.time_floor_ms INTO recorded FROM idgen.leases l WHERE l.worker_id = p_worker_id;
     -- The holding must be the caller's (holder identity and role; a holding
@@ -1586,6 +1599,7 @@ AS $$
 DECLARE
     recorded bigint;
 BEGIN
+    PERFORM idgen._lease_check_caller();
     -- p_time_floor_ms is what the node actually reached, which may be below
     -- the horizon it reported; never below the floor the holding started
     -- above, which covers every earlier holding

@@ -700,8 +700,16 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION _lease_acquisition_unlock() IS
 'Internal: release the acquisition lock before the transaction ends';
 
+CREATE FUNCTION _lease_check_caller()
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_lease_check_caller'
+LANGUAGE C STABLE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _lease_check_caller() IS
+'Internal: refuse a lease call made in a security-restricted operation (another role''s code)';
+
 REVOKE EXECUTE ON FUNCTION _lease_lock(integer), _lease_unlock(), _lease_acquisition_lock(),
-    _lease_acquisition_unlock() FROM PUBLIC;
+    _lease_acquisition_unlock(), _lease_check_caller() FROM PUBLIC;
 
 -- Take the lock on a worker id for a holding the caller has just shown to
 -- be its own (holder identity and role, under the row's lock).  Another
@@ -771,7 +779,9 @@ REVOKE EXECUTE ON FUNCTION _lease_check_floor(bigint, bigint, text) FROM PUBLIC;
 -- them and nothing else.  A holding belongs to the holder identity (the
 -- node's system identifier/host:port) AND the role that took it
 -- (session_user): only that role can renew or release it, or take the id
--- back without waiting for its quarantine.  Every argument is the
+-- back without waiting for its quarantine.  Another role's code that a
+-- session of that role runs in a security-restricted operation (a probe's
+-- scan as its table's owner) is refused (_lease_check_caller).  Every argument is the
 -- caller's; what a caller can do with them is limited to its own holding.
 --
 -- p_local_floor_ms: the node's durable time floor (WAL-replayed after a
@@ -821,6 +831,7 @@ BEGIN
                   DETAIL = format('TTL %s s, margin %s s, %s worker bits.', p_ttl_s, p_margin_s, p_worker_bits);
     END IF;
     cap := 1 << p_worker_bits;
+    PERFORM idgen._lease_check_caller();
 
     -- a fresh holding: let go of the lock an earlier holding left in this session
     PERFORM idgen._lease_unlock();
@@ -1027,6 +1038,7 @@ BEGIN
         RAISE EXCEPTION 'invalid lease TTL: % s', p_ttl_s
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM idgen._lease_check_caller();
     new_expiry := now() + make_interval(secs => p_ttl_s);
     SELECT l.time_floor_ms INTO recorded FROM idgen.leases l WHERE l.worker_id = p_worker_id;
     -- The holding must be the caller's (holder identity and role; a holding
@@ -1081,6 +1093,7 @@ AS $$
 DECLARE
     recorded bigint;
 BEGIN
+    PERFORM idgen._lease_check_caller();
     -- p_time_floor_ms is what the node actually reached, which may be below
     -- the horizon it reported; never below the floor the holding started
     -- above, which covers every earlier holding

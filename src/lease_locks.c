@@ -46,6 +46,7 @@ PG_FUNCTION_INFO_V1(idgen_lease_lock);
 PG_FUNCTION_INFO_V1(idgen_lease_unlock);
 PG_FUNCTION_INFO_V1(idgen_lease_acquisition_lock);
 PG_FUNCTION_INFO_V1(idgen_lease_acquisition_unlock);
+PG_FUNCTION_INFO_V1(idgen_lease_check_caller);
 
 /* The worker id whose lock this session took last, or -1. */
 static int32 session_lock_id = -1;
@@ -252,5 +253,26 @@ Datum
 idgen_lease_acquisition_unlock(PG_FUNCTION_ARGS)
 {
 	release_acquisition_lock();
+	PG_RETURN_VOID();
+}
+
+/*
+ * idgen._lease_check_caller() RETURNS void
+ *
+ * The lease functions act for session_user.  In a security-restricted
+ * operation (a probe's scan as the table's owner, a maintenance command,
+ * REFRESH MATERIALIZED VIEW) the code running is another role's, which
+ * must not renew, release or take a holding of the session's role (a
+ * superuser's, say): refuse the call there.
+ */
+Datum
+idgen_lease_check_caller(PG_FUNCTION_ARGS)
+{
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("idgen's lease functions cannot be called in a security-restricted operation"),
+				 errdetail("They act for the session's role, and the code running is another role's."),
+				 errhint("Call them from the node's own session, as its lease worker does.")));
 	PG_RETURN_VOID();
 }

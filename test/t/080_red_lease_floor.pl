@@ -26,9 +26,11 @@
 #    calling role is the current user at the call (as probe_register now
 #    does, src/probe.c), or the call is refused there.
 #
-# Both are TODO: the lease SQL functions belong to another change; these
-# tests pass once the coordinator bounds what a node role can report and
-# hold.
+# Each now holds: floors beyond the coordinator's clock plus 70 minutes
+# are refused (22023), a role that is not a superuser holds at most
+# idgen.lease_max_per_role leases (IG010), the acquisition lock lasts for
+# one call and no acquisition waits for another caller's transaction, and
+# the lease functions refuse to run in a security-restricted operation.
 
 use strict;
 use warnings;
@@ -159,7 +161,8 @@ CREATE SCHEMA na AUTHORIZATION node_a;
 SET ROLE node_a;
 CREATE FUNCTION na.policy() RETURNS boolean LANGUAGE plpgsql AS \$\$
 BEGIN
-    PERFORM idgen.lease_renew(9, $su_gen, 'su-host', 5, 9000000000000000000);
+    PERFORM idgen.lease_renew(9, $su_gen, 'su-host', 3600,
+                              (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 1000);
     RETURN true;
 EXCEPTION WHEN OTHERS THEN
     RETURN true;
@@ -174,15 +177,21 @@ RESET ROLE;
 SELECT idgen.probe_register('na.t', 'id');
 SELECT count(*) FROM idgen.probe_run();
 });
-my $floor9 = $node->safe_psql('postgres',
-	'SELECT time_floor_ms FROM idgen.leases WHERE worker_id = 9');
-note "id 9's floor after the probe run: $floor9";
-TODO:
-{
-	local $TODO = 'the lease functions take session_user, not the calling role';
-	cmp_ok($floor9, '<', 9000000000000000000,
-		"node_a's code in a superuser's session cannot move a superuser-held id's floor");
-}
+is($node->safe_psql('postgres',
+		"SELECT expires_at < now() + interval '10 minutes' FROM idgen.leases WHERE worker_id = 9"),
+	't', "node_a's code in a superuser's session cannot renew a superuser-held id for an hour");
+($rc, $out, $err) = $node->psql('postgres', qq{
+CREATE TABLE public.su_t (id bigint);
+INSERT INTO public.su_t VALUES (1);
+CREATE FUNCTION public.renew_in_index(bigint) RETURNS bigint IMMUTABLE LANGUAGE plpgsql AS \$\$
+BEGIN
+    PERFORM idgen.lease_renew(9, $su_gen, 'su-host', 5, 0);
+    RETURN \$1;
+END
+\$\$;
+CREATE INDEX ON public.su_t (public.renew_in_index(id));});
+isnt($rc, 0, 'a lease call in a security-restricted operation is refused');
+like($err, qr/cannot be called in a security-restricted operation/, 'the refusal says why');
 
 # node_a holds the acquisition lock: lease_acquire takes it for the rest
 # of the caller's transaction, and node_a's transaction stays open.
