@@ -1365,7 +1365,10 @@ BEGIN
     -- row we lock is the latest committed version, so its generation and
     -- floors are the current ones.  An id without a row yet is inserted
     -- ON CONFLICT DO NOTHING: a holder that inserted it, committed and
-    -- released it between our read and our lock makes us skip the id.
+    -- released it between our read and our lock makes us skip the id.  A
+    -- session lets go of an id's lock only when its transaction ends
+    -- (src/lease_locks.c), so a row insert not committed yet is always
+    -- covered by its id's lock, and never waited for.
     IF current_setting('lock_timeout') = '0' THEN
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -1410,13 +1413,22 @@ BEGIN
     -- idgen preloaded never shows), so that one node role cannot lease
     -- every id under made-up holder names.  Superusers are not capped.
     -- The caller holder's own rows are not counted: a node taking its id
-    -- back replaces its holding.
+    -- back replaces its holding.  Ids whose lock other sessions of the role
+    -- hold count too: their holdings may not be committed yet (a session
+    -- lets go of an id's lock only when its transaction ends).
     IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
         max_held := coalesce((SELECT s.setting::integer FROM pg_settings s
                                WHERE s.name = 'idgen.lease_max_per_role'), 4);
-        SELECT count(*) INTO held FROM idgen.leases l
-         WHERE l.holder_role = session_user AND l.holder <> p_holder
-           AND l.released_at IS NULL AND l.expires_at > now();
+        SELECT count(*) INTO held
+          FROM (SELECT l.worker_id::bigint FROM idgen.leases l
+                 WHERE l.holder_role = session_user AND l.holder <> p_holder
+                   AND l.released_at IS NULL AND l.expires_at > now()
+                UNION
+                SELECT k.objid::bigint FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
+                 WHERE k.locktype = 'advisory' AND k.granted
+                   AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+                   AND k.classid = 7534 AND k.objsubid = 7534
+                   AND a.usename = session_user AND k.pid <> pg_backend_pid()) u;
         IF held >= max_held THEN
             PERFORM idgen._lease_acquisition_unlock();
             RAISE EXCEPTION 'role % already holds % worker ids', session_user, held

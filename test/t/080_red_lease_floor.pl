@@ -225,5 +225,23 @@ is($rc, 0, "node_b leases after node_a's failed acquisition in its open transact
 $hold->query_safe('COMMIT');
 $hold->quit;
 
+# The cap counts holdings not committed yet: node_c's two sessions, each
+# with a transaction left open, cannot hold more than 4 ids together.
+$node->safe_psql('postgres', q{
+CREATE ROLE node_c LOGIN;
+GRANT EXECUTE ON FUNCTION
+    idgen.lease_acquire(text, integer, integer, integer, integer, integer, bigint,
+                        integer, integer, integer, integer, bigint) TO node_c;});
+my @open = map {
+	$node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'node_c' ])
+} 1 .. 2;
+$_->query_safe('BEGIN') for @open;
+$open[0]->query_safe("SELECT idgen.lease_acquire('c1-$_', 1, $layout, 60, 0, -1, -1, 0)") for 1 .. 3;
+$open[1]->query_safe("SELECT idgen.lease_acquire('c2-1', 1, $layout, 60, 0, -1, -1, 0)");
+$open[1]->query("SELECT idgen.lease_acquire('c2-2', 1, $layout, 60, 0, -1, -1, 0)");
+like($open[1]->{stderr}, qr/role node_c already holds 4 worker ids/,
+	"node_c's second session cannot go past the cap with the first one's uncommitted holdings");
+$_->quit for @open;
+
 $node->stop;
 done_testing();
