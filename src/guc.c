@@ -37,6 +37,7 @@ bool		idgen_require_clock_sync = false;
 
 char	   *idgen_coordinator = NULL;
 int			idgen_lease_ttl_s = 30;
+int			idgen_lease_max_per_role = 4;
 
 char	   *idgen_database = NULL;
 int			idgen_segment_max_tags = 64;
@@ -315,6 +316,13 @@ idgen_define_gucs(void)
 							&idgen_lease_ttl_s,
 							30, 3, 3600,
 							PGC_POSTMASTER, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.lease_max_per_role",
+							"Most live worker-id leases one non-superuser role may hold on this coordinator.",
+							"idgen.lease_acquire reads it (from pg_settings; 4 without idgen preloaded).",
+							&idgen_lease_max_per_role,
+							4, 1, 1073741824,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("idgen.database",
 							   "Database in which idgen's probe and lease workers run, and whose segment worker starts with the server.",

@@ -27,6 +27,7 @@ extern int	idgen_sync_standby_timeout_ms;
 /* Worker-id leases */
 extern char *idgen_coordinator;
 extern int	idgen_lease_ttl_s;
+extern int	idgen_lease_max_per_role;
 
 /* Background worker and segments */
 extern char *idgen_database;
