@@ -714,8 +714,24 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION _lease_acquisition_lock() IS
 'Internal: serialise worker-id acquisitions, waiting at most lock_timeout';
 
-REVOKE EXECUTE ON FUNCTION _lease_lock(integer), _lease_unlock(), _lease_acquisition_lock()
-    FROM PUBLIC;
+CREATE FUNCTION _lease_acquisition_unlock()
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_lease_acquisition_unlock'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _lease_acquisition_unlock() IS
+'Internal: release the acquisition lock before the transaction ends';
+
+CREATE FUNCTION _lease_check_caller()
+RETURNS void
+AS 'MODULE_PATHNAME', 'idgen_lease_check_caller'
+LANGUAGE C STABLE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _lease_check_caller() IS
+'Internal: refuse a lease call made in a security-restricted operation (another role''s code)';
+
+REVOKE EXECUTE ON FUNCTION _lease_lock(integer), _lease_unlock(), _lease_acquisition_lock(),
+    _lease_acquisition_unlock(), _lease_check_caller() FROM PUBLIC;
 
 -- Take the lock on a worker id for a holding the caller has just shown to
 -- be its own (holder identity and role, under the row's lock).  Another
@@ -750,11 +766,44 @@ COMMENT ON FUNCTION _lease_take_lock(integer) IS
 
 REVOKE EXECUTE ON FUNCTION _lease_take_lock(integer) FROM PUBLIC;
 
+-- Refuse a floor a node role reports beyond anything a holding can have
+-- reached, so that no role with EXECUTE on the lease functions can poison
+-- a worker id's floor and stop it from ever issuing again.  A node's
+-- horizon is its clock plus its TTL (at most 1 hour) and its durable
+-- floor its clock plus idgen.time_floor_reserve; the ceiling is the
+-- coordinator's clock plus the longest TTL plus 10 minutes for the
+-- clocks' skew.  p_recorded_ms (a floor the coordinator recorded for the
+-- id itself) is always accepted back.
+CREATE FUNCTION _lease_check_floor(p_floor_ms bigint, p_recorded_ms bigint, p_argument text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ceiling_ms bigint := ((extract(epoch FROM now()) + 3600 + 600) * 1000)::bigint;
+BEGIN
+    IF p_floor_ms > greatest(ceiling_ms, p_recorded_ms) THEN
+        RAISE EXCEPTION 'time floor % ms is too far in the future', p_floor_ms
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('%s may be at most %s ms (the coordinator''s clock plus the longest lease TTL, 1 hour, plus 10 minutes of clock skew).',
+                                  p_argument, greatest(ceiling_ms, p_recorded_ms)),
+                  HINT = 'Check the node''s clock against the coordinator''s; a floor is the node''s clock plus its TTL at most.';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION _lease_check_floor(bigint, bigint, text) IS
+'Internal: refuse a time floor beyond what any lease holding can have reached';
+
+REVOKE EXECUTE ON FUNCTION _lease_check_floor(bigint, bigint, text) FROM PUBLIC;
+
 -- The lease functions are SECURITY DEFINER: nodes' roles get EXECUTE on
 -- them and nothing else.  A holding belongs to the holder identity (the
 -- node's system identifier/host:port) AND the role that took it
 -- (session_user): only that role can renew or release it, or take the id
--- back without waiting for its quarantine.  Every argument is the
+-- back without waiting for its quarantine.  Another role's code that a
+-- session of that role runs in a security-restricted operation (a probe's
+-- scan as its table's owner) is refused (_lease_check_caller).  Every argument is the
 -- caller's; what a caller can do with them is limited to its own holding.
 --
 -- p_local_floor_ms: the node's durable time floor (WAL-replayed after a
@@ -794,6 +843,8 @@ DECLARE
     known    boolean;
     own      boolean;
     blockers text;
+    held     integer;
+    max_held integer;
 BEGIN
     IF p_ttl_s NOT BETWEEN 1 AND 3600 OR p_margin_s NOT BETWEEN 0 AND 3600
        OR p_worker_bits NOT BETWEEN 0 AND 30 THEN
@@ -802,13 +853,34 @@ BEGIN
                   DETAIL = format('TTL %s s, margin %s s, %s worker bits.', p_ttl_s, p_margin_s, p_worker_bits);
     END IF;
     cap := 1 << p_worker_bits;
+    PERFORM idgen._lease_check_caller();
 
     -- a fresh holding: let go of the lock an earlier holding left in this session
     PERFORM idgen._lease_unlock();
 
-    -- Simultaneous first boots: one acquisition at a time.  The wait is
-    -- bounded by lock_timeout (the lease worker sets it; 5 s otherwise),
-    -- and a blocked acquisition names who blocks it.
+    -- Simultaneous first boots: one acquisition at a time, for the length
+    -- of this call only (released before it returns, and by the end of the
+    -- transaction or the abort of a subtransaction whatever happens), so
+    -- that a caller leaving its transaction open blocks no one.  The wait
+    -- is bounded by lock_timeout (the lease worker sets it; 5 s
+    -- otherwise), and a blocked acquisition names who blocks it.
+    --
+    -- The lock only spares simultaneous boots a retry: which session gets
+    -- an id is decided by the per-id session lock, taken without waiting.
+    -- Two acquisitions picking the same id both call _lease_lock(cand);
+    -- exactly one gets it, the other moves on.  The winner keeps it for as
+    -- long as it holds the id (its session), so whoever later finds the
+    -- id's row expired or released and takes the lock is alone on it.  The
+    -- candidate row is read FOR UPDATE SKIP LOCKED: a row another
+    -- transaction is changing (a holder renewing or releasing, perhaps in
+    -- a transaction it leaves open) is skipped, never waited for, and a
+    -- row we lock is the latest committed version, so its generation and
+    -- floors are the current ones.  An id without a row yet is inserted
+    -- ON CONFLICT DO NOTHING: a holder that inserted it, committed and
+    -- released it between our read and our lock makes us skip the id.  A
+    -- session lets go of an id's lock only when its transaction ends
+    -- (src/lease_locks.c), so a row insert not committed yet is always
+    -- covered by its id's lock, and never waited for.
     IF current_setting('lock_timeout') = '0' THEN
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -826,14 +898,19 @@ BEGIN
             USING ERRCODE = 'lock_not_available',
                   DETAIL = format('Another session held idgen''s acquisition lock for longer than lock_timeout (%s): %s.',
                                   current_setting('lock_timeout'), coalesce(blockers, 'it has let go since')),
-                  HINT = 'Only idgen''s lease functions take this lock, for the length of one call; end a stuck session with pg_terminate_backend().';
+                  HINT = 'idgen''s lease functions hold this lock only while a call runs; a session holding it longer took it through idgen._lease_acquisition_lock() as a superuser: end it with pg_terminate_backend().';
     END;
 
-    SELECT * INTO lay FROM idgen.lease_layout FOR UPDATE;
+    -- the first node records the layout; a plain read, so that no caller's
+    -- open transaction holds the row
+    SELECT * INTO lay FROM idgen.lease_layout;
     IF NOT FOUND THEN
         INSERT INTO idgen.lease_layout (timestamp_bits, worker_bits, sequence_bits, tick_ms, epoch_ms)
-        VALUES (p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms);
-    ELSIF (lay.timestamp_bits, lay.worker_bits, lay.sequence_bits, lay.tick_ms, lay.epoch_ms)
+        VALUES (p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms)
+        ON CONFLICT (singleton) DO NOTHING;
+        SELECT * INTO lay FROM idgen.lease_layout;
+    END IF;
+    IF (lay.timestamp_bits, lay.worker_bits, lay.sequence_bits, lay.tick_ms, lay.epoch_ms)
           IS DISTINCT FROM (p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms) THEN
         RAISE EXCEPTION 'Snowflake layout differs from the coordinator''s'
             USING ERRCODE = 'IG006',
@@ -841,6 +918,36 @@ BEGIN
                                   lay.timestamp_bits, lay.worker_bits, lay.sequence_bits, lay.tick_ms, lay.epoch_ms,
                                   p_timestamp_bits, p_worker_bits, p_sequence_bits, p_tick_ms, p_epoch_ms),
                   HINT = 'Every node leasing from one coordinator must use the same idgen.epoch, idgen.tick and bit settings.';
+    END IF;
+
+    -- A role's live holdings are capped (idgen.lease_max_per_role, read
+    -- from pg_settings, where a placeholder a session set itself without
+    -- idgen preloaded never shows), so that one node role cannot lease
+    -- every id under made-up holder names.  Superusers are not capped.
+    -- The caller holder's own rows are not counted: a node taking its id
+    -- back replaces its holding.  Ids whose lock other sessions of the role
+    -- hold count too: their holdings may not be committed yet (a session
+    -- lets go of an id's lock only when its transaction ends).
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        max_held := coalesce((SELECT s.setting::integer FROM pg_settings s
+                               WHERE s.name = 'idgen.lease_max_per_role'), 4);
+        SELECT count(*) INTO held
+          FROM (SELECT l.worker_id::bigint FROM idgen.leases l
+                 WHERE l.holder_role = session_user AND l.holder <> p_holder
+                   AND l.released_at IS NULL AND l.expires_at > now()
+                UNION
+                SELECT k.objid::bigint FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
+                 WHERE k.locktype = 'advisory' AND k.granted
+                   AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+                   AND k.classid = 7534 AND k.objsubid = 7534
+                   AND a.usename = session_user AND k.pid <> pg_backend_pid()) u;
+        IF held >= max_held THEN
+            PERFORM idgen._lease_acquisition_unlock();
+            RAISE EXCEPTION 'role % already holds % worker ids', session_user, held
+                USING ERRCODE = 'IG010',
+                      DETAIL = format('idgen.lease_max_per_role on the coordinator is %s: no role but a superuser may hold more live leases.', max_held),
+                      HINT = 'Give each node its own role, or raise idgen.lease_max_per_role on the coordinator.';
+        END IF;
     END IF;
 
     -- Candidates in order: the static id; else the id this node held last,
@@ -858,12 +965,18 @@ BEGIN
                               AND (l.holder <> p_holder OR l.holder_role IS DISTINCT FROM session_user)
                               AND l.expires_at + make_interval(secs => p_margin_s) > now())
     LOOP
-        SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = cand FOR UPDATE;
+        SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = cand FOR UPDATE SKIP LOCKED;
         known := FOUND;
+        IF NOT known AND EXISTS (SELECT 1 FROM idgen.leases l WHERE l.worker_id = cand) THEN
+            CONTINUE;           -- another transaction is changing its row
+        END IF;
         own := known AND cur.holder = p_holder AND cur.holder_role IS NOT DISTINCT FROM session_user;
         IF known AND NOT own
            AND cur.expires_at + make_interval(secs => p_margin_s) > now() THEN
             CONTINUE;           -- live, or within the quarantine after expiry
+        END IF;
+        IF own THEN
+            PERFORM idgen._lease_check_floor(p_local_floor_ms, cur.time_floor_ms, 'p_local_floor_ms');
         END IF;
         IF NOT (CASE WHEN own THEN idgen._lease_take_lock(cand)
                      ELSE idgen._lease_lock(cand) END) THEN
@@ -892,17 +1005,33 @@ BEGIN
                                       acquired_at, renewed_at, expires_at,
                                       holder_role, start_floor_ms)
             VALUES (cand, p_holder, p_pid, 1, now(), now(), lease_acquire.expires_at,
-                    session_user, 0);
+                    session_user, 0)
+            ON CONFLICT DO NOTHING;
+            IF NOT FOUND THEN
+                PERFORM idgen._lease_unlock();
+                CONTINUE;       -- taken and released since we looked
+            END IF;
         END IF;
         INSERT INTO idgen.lease_history (worker_id, generation, holder, acquired_at, renewed_at, expires_at)
         VALUES (cand, lease_acquire.generation, p_holder, now(), now(), lease_acquire.expires_at);
 
-        -- counted here only: renewals stay O(1) in the number of holders
-        SELECT count(*) INTO in_use FROM idgen.leases l
-         WHERE l.released_at IS NULL AND l.expires_at > now();
+        -- counted here only: renewals stay O(1) in the number of holders.
+        -- Live holdings, and the ids whose lock a session holds: an
+        -- acquisition running at the same time has not committed its row
+        -- yet, but holds the id's lock already.
+        SELECT count(*) INTO in_use
+          FROM (SELECT l.worker_id::bigint FROM idgen.leases l
+                 WHERE l.released_at IS NULL AND l.expires_at > now()
+                UNION
+                SELECT k.objid::bigint FROM pg_locks k
+                 WHERE k.locktype = 'advisory' AND k.granted
+                   AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+                   AND k.classid = 7534 AND k.objsubid = 7534) u;
         capacity := cap;
+        PERFORM idgen._lease_acquisition_unlock();
         RETURN;
     END LOOP;
+    PERFORM idgen._lease_acquisition_unlock();
 
     IF p_static_id >= 0 THEN
         SELECT * INTO cur FROM idgen.leases l WHERE l.worker_id = p_static_id;
@@ -937,12 +1066,15 @@ AS $$
 DECLARE
     new_expiry timestamptz;
     renewed    integer;
+    recorded   bigint;
 BEGIN
     IF p_ttl_s NOT BETWEEN 1 AND 3600 THEN
         RAISE EXCEPTION 'invalid lease TTL: % s', p_ttl_s
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM idgen._lease_check_caller();
     new_expiry := now() + make_interval(secs => p_ttl_s);
+    SELECT l.time_floor_ms INTO recorded FROM idgen.leases l WHERE l.worker_id = p_worker_id;
     -- The holding must be the caller's (holder identity and role; a holding
     -- taken before 1.1 recorded no role, and records the renewing one).
     -- Checked before the lock is taken, so a caller can never take the lock
@@ -967,6 +1099,9 @@ BEGIN
         RAISE EXCEPTION 'lease of worker id % generation % is no longer held by this node', p_worker_id, p_generation
             USING ERRCODE = 'IG007';
     END IF;
+    -- checked once the holding is known to be the caller's (the error
+    -- rolls the renewal back)
+    PERFORM idgen._lease_check_floor(p_time_floor_ms, recorded, 'p_time_floor_ms');
     -- after a reconnect (or a coordinator failover) this session may not
     -- hold the id's lock yet; the error rolls the renewal back
     IF NOT idgen._lease_lock(p_worker_id) THEN
@@ -989,10 +1124,15 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    recorded bigint;
 BEGIN
+    PERFORM idgen._lease_check_caller();
     -- p_time_floor_ms is what the node actually reached, which may be below
     -- the horizon it reported; never below the floor the holding started
     -- above, which covers every earlier holding
+    SELECT greatest(l.time_floor_ms, l.start_floor_ms) INTO recorded
+      FROM idgen.leases l WHERE l.worker_id = p_worker_id;
     UPDATE idgen.leases l
        SET released_at = now(), expires_at = least(l.expires_at, now()),
            time_floor_ms = greatest(p_time_floor_ms, l.start_floor_ms)
@@ -1003,6 +1143,7 @@ BEGIN
         RAISE EXCEPTION 'lease of worker id % generation % is no longer held by this node', p_worker_id, p_generation
             USING ERRCODE = 'IG007';
     END IF;
+    PERFORM idgen._lease_check_floor(p_time_floor_ms, recorded, 'p_time_floor_ms');
     UPDATE idgen.lease_history h SET released_at = now(), expires_at = least(h.expires_at, now())
      WHERE h.worker_id = p_worker_id AND h.generation = p_generation;
     PERFORM idgen._lease_unlock();

@@ -37,6 +37,7 @@ bool		idgen_require_clock_sync = false;
 
 char	   *idgen_coordinator = NULL;
 int			idgen_lease_ttl_s = 30;
+int			idgen_lease_max_per_role = 4;
 
 char	   *idgen_database = NULL;
 int			idgen_segment_max_tags = 64;
@@ -51,6 +52,7 @@ int			idgen_segment_interleave_count = 1;
 int			idgen_segment_interleave_index = 0;
 
 int			idgen_probe_interval_s = 300;
+int			idgen_probe_timeout_ms = 60000;
 
 /* Days from 1970-01-01 to the given proleptic Gregorian date. */
 static int64
@@ -315,6 +317,13 @@ idgen_define_gucs(void)
 							30, 3, 3600,
 							PGC_POSTMASTER, GUC_UNIT_S, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("idgen.lease_max_per_role",
+							"Most live worker-id leases one non-superuser role may hold on this coordinator.",
+							"idgen.lease_acquire reads it (from pg_settings; 4 without idgen preloaded).",
+							&idgen_lease_max_per_role,
+							4, 1, 1073741824,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
 	DefineCustomStringVariable("idgen.database",
 							   "Database in which idgen's probe and lease workers run, and whose segment worker starts with the server.",
 							   NULL,
@@ -406,4 +415,11 @@ idgen_define_gucs(void)
 							&idgen_probe_interval_s,
 							300, 0, 86400 * 7,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("idgen.probe_timeout",
+							"Longest a uniqueness probe's scan of one table may take before it is canceled; 0 means no bound.",
+							"A scan that runs longer fails with its probe's error recorded; the other probes go on.",
+							&idgen_probe_timeout_ms,
+							60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }

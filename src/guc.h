@@ -27,6 +27,7 @@ extern int	idgen_sync_standby_timeout_ms;
 /* Worker-id leases */
 extern char *idgen_coordinator;
 extern int	idgen_lease_ttl_s;
+extern int	idgen_lease_max_per_role;
 
 /* Background worker and segments */
 extern char *idgen_database;
@@ -43,6 +44,7 @@ extern int	idgen_segment_interleave_index;
 
 /* Uniqueness probe */
 extern int	idgen_probe_interval_s;
+extern int	idgen_probe_timeout_ms;
 
 extern void idgen_define_gucs(void);
 extern bool idgen_leasing_configured(void);

@@ -17,6 +17,8 @@
  * still of the type the probe's kind reads (bigint, or uuid for UUIDv7).
  * Anything else is refused with an error that probe_run() records as the
  * probe's result.
+ * The scan is bounded by idgen.probe_timeout, so that no owner's code can
+ * stall the other probes or keep the caller's transaction open.
  *
  * The queries are fixed here, not passed in: a caller can choose only which
  * table, column and bound to count, and must itself be allowed to read the
@@ -45,6 +47,10 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
 
 /* Duplicate values a run reports per probe (each in a WARNING). */
 #define PROBE_MAX_REPORTED	10
@@ -68,6 +74,21 @@ probe_int8(int row, int col, bool *isnull)
 	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
 
 	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Disarm the scan's bound (deadline 0: none was armed), putting back a
+ * caller's statement timeout that ends later.
+ */
+static void
+probe_restore_timeout(TimestampTz deadline, bool outer_active, TimestampTz outer_finish)
+{
+	if (deadline == 0)
+		return;
+	if (outer_active)
+		enable_timeout_at(STATEMENT_TIMEOUT, outer_finish);
+	else
+		disable_timeout(STATEMENT_TIMEOUT, false);
 }
 
 /*
@@ -103,9 +124,9 @@ idgen_probe_scan(PG_FUNCTION_ARGS)
 	int			save_nestlevel;
 	int64		ids_checked;
 	int64		duplicates;
-	int64		max_value = 0;
+	volatile int64 max_value = 0;
 	bool		max_isnull = true;
-	int			ndup = 0;
+	volatile int ndup = 0;
 	Datum		dup_values[PROBE_MAX_REPORTED];
 	Datum		dup_counts[PROBE_MAX_REPORTED];
 	TupleDesc	tupdesc;
@@ -113,6 +134,9 @@ idgen_probe_scan(PG_FUNCTION_ARGS)
 	bool		result_nulls[5] = {false, false, false, false, false};
 	MemoryContext callcxt = CurrentMemoryContext;
 	bool		isnull;
+	bool		outer_active;
+	TimestampTz outer_finish;
+	volatile TimestampTz deadline = 0;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(4))
 		ereport(ERROR,
@@ -220,41 +244,88 @@ idgen_probe_scan(PG_FUNCTION_ARGS)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	probe_query(psprintf("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE n > 1) FROM"
-						 " (SELECT v, pg_catalog.count(*) AS n FROM (%s) s GROUP BY v) g", scan),
-				args, nulls);
-	ids_checked = probe_int8(0, 1, &isnull);
-	duplicates = probe_int8(0, 2, &isnull);
-
-	if (duplicates > 0)
+	/*
+	 * The table's owner decides what the scan runs (policies, functions of
+	 * its column's type), so the scan is bounded by idgen.probe_timeout: the
+	 * statement timeout, armed here since SPI does not arm it.  A caller's
+	 * own statement timeout that ends sooner is left alone, and a later one
+	 * is put back afterwards.
+	 */
+	outer_active = get_timeout_active(STATEMENT_TIMEOUT);
+	outer_finish = outer_active ? get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+	if (idgen_probe_timeout_ms > 0)
 	{
-		probe_query(psprintf("SELECT v::pg_catalog.text, pg_catalog.count(*) FROM (%s) s"
-							 " GROUP BY v HAVING pg_catalog.count(*) > 1 ORDER BY v LIMIT %d",
-							 scan, PROBE_MAX_REPORTED),
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), idgen_probe_timeout_ms);
+		if (outer_active && outer_finish <= deadline)
+			deadline = 0;
+		else
+			enable_timeout_at(STATEMENT_TIMEOUT, deadline);
+	}
+
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+
+		probe_query(psprintf("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE n > 1) FROM"
+							 " (SELECT v, pg_catalog.count(*) AS n FROM (%s) s GROUP BY v) g", scan),
 					args, nulls);
-		for (ndup = 0; ndup < (int) SPI_processed && ndup < PROBE_MAX_REPORTED; ndup++)
+		ids_checked = probe_int8(0, 1, &isnull);
+		duplicates = probe_int8(0, 2, &isnull);
+
+		if (duplicates > 0)
 		{
-			char	   *v = SPI_getvalue(SPI_tuptable->vals[ndup], SPI_tuptable->tupdesc, 1);
-			MemoryContext oldcxt = MemoryContextSwitchTo(callcxt);
+			probe_query(psprintf("SELECT v::pg_catalog.text, pg_catalog.count(*) FROM (%s) s"
+								 " GROUP BY v HAVING pg_catalog.count(*) > 1 ORDER BY v LIMIT %d",
+								 scan, PROBE_MAX_REPORTED),
+						args, nulls);
+			for (ndup = 0; ndup < (int) SPI_processed && ndup < PROBE_MAX_REPORTED; ndup++)
+			{
+				char	   *v = SPI_getvalue(SPI_tuptable->vals[ndup], SPI_tuptable->tupdesc, 1);
+				MemoryContext oldcxt = MemoryContextSwitchTo(callcxt);
 
-			dup_values[ndup] = CStringGetTextDatum(v);
-			MemoryContextSwitchTo(oldcxt);
-			dup_counts[ndup] = Int64GetDatum(probe_int8(ndup, 2, &isnull));
+				dup_values[ndup] = CStringGetTextDatum(v);
+				MemoryContextSwitchTo(oldcxt);
+				dup_counts[ndup] = Int64GetDatum(probe_int8(ndup, 2, &isnull));
+			}
 		}
-	}
 
-	if (strcmp(kind, "segment") == 0)
+		if (strcmp(kind, "segment") == 0)
+		{
+			probe_query(psprintf("SELECT pg_catalog.max(%s) FROM %s WHERE %s >= $1::pg_catalog.int8",
+								 qcol, qualname, qcol),
+						args, nulls);
+			max_value = probe_int8(0, 1, &max_isnull);
+		}
+
+		SPI_finish();
+	}
+	PG_CATCH();
 	{
-		probe_query(psprintf("SELECT pg_catalog.max(%s) FROM %s WHERE %s >= $1::pg_catalog.int8",
-							 qcol, qualname, qcol),
-					args, nulls);
-		max_value = probe_int8(0, 1, &max_isnull);
-	}
+		ErrorData  *edata;
 
-	SPI_finish();
+		probe_restore_timeout(deadline, outer_active, outer_finish);
+		MemoryContextSwitchTo(callcxt);
+		edata = CopyErrorData();
+		if (deadline == 0 || edata->sqlerrcode != ERRCODE_QUERY_CANCELED ||
+			GetCurrentTimestamp() < deadline)
+			PG_RE_THROW();
+
+		/*
+		 * Our bound ran out: say so with an error that probe_run() records
+		 * (it does not catch query_canceled, which a user's cancel raises).
+		 * Aborting the (sub)transaction restores the user and GUCs.
+		 */
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("uniqueness probe of %s.%s canceled: its scan exceeded idgen.probe_timeout (%d ms)",
+						qualname, qcol, idgen_probe_timeout_ms),
+				 errdetail("The scan runs the table owner's row-level security policies and the functions of its column's type."),
+				 errhint("Find what makes the scan slow, or raise idgen.probe_timeout.")));
+	}
+	PG_END_TRY();
+	probe_restore_timeout(deadline, outer_active, outer_finish);
 
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);

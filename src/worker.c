@@ -31,8 +31,10 @@
  * each probe as its table's owner: probe.c) every idgen.probe_interval
  * seconds.  It is a worker of its own so that a long probe, or one waiting
  * for a lock on a probed table, can never hold up segment grants; each run
- * also gives up on a table lock after IDGEN_PROBE_LOCK_TIMEOUT (that probe
- * fails and is logged, the others go on).
+ * also gives up on a table lock after IDGEN_PROBE_LOCK_TIMEOUT, and each
+ * probe's scan after idgen.probe_timeout (probe.c): that probe fails and is
+ * logged, the others go on, and the run's transaction (whose snapshot holds
+ * back the xmin horizon) stays bounded.
  *
  *-------------------------------------------------------------------------
  */

@@ -42,6 +42,7 @@ SELECT functions_are('idgen',
           '_segment_exists', '_current_timeline',
           'lease_acquire', 'lease_renew', 'lease_release',
           '_lease_lock', '_lease_unlock', '_lease_acquisition_lock', '_lease_take_lock',
+          '_lease_acquisition_unlock', '_lease_check_floor', '_lease_check_caller',
           'probe_register', 'probe_unregister', '_probe_register', '_probe_unregister',
           'probe_run', '_probe_lower_bound', '_probe_scan',
           'audit_leases', 'audit_segments',
@@ -50,7 +51,7 @@ SELECT functions_are('idgen',
           'convert_to_snowflake', 'convert_to_segment', '_convert_prepare', '_convert_finish'],
     'schema idgen has exactly the documented functions');
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'idgen'::regnamespace),
-          43, 'schema idgen has 43 functions (uuidv7 and segment_next are the overloaded names)');
+          46, 'schema idgen has 46 functions (uuidv7 and segment_next are the overloaded names)');
 SELECT views_are('idgen', ARRAY['stats', 'status', 'segments', 'probe_status'],
     'schema idgen has exactly the documented views');
 SELECT tables_are('idgen',

@@ -33,6 +33,12 @@ SELECT results_eq(
       ('idgen._current_timeline()', 'v', 's'),
       -- session-level lease locks (the coordinator's lock table)
       ('idgen._lease_acquisition_lock()', 'v', 'u'),
+      ('idgen._lease_acquisition_unlock()', 'v', 'u'),
+      -- reads the security context; called only by the lease functions
+      ('idgen._lease_check_caller()', 's', 'u'),
+      -- compares with now(); sets search_path (a GUC)
+      ('idgen._lease_check_floor(bigint,bigint,text)', 's', 'u'),
+      -- session-level lease locks
       ('idgen._lease_lock(integer)', 'v', 'u'),
       ('idgen._lease_take_lock(integer)', 'v', 'u'),
       ('idgen._lease_unlock()', 'v', 'u'),

@@ -26,9 +26,11 @@
 #    calling role is the current user at the call (as probe_register now
 #    does, src/probe.c), or the call is refused there.
 #
-# Both are TODO: the lease SQL functions belong to another change; these
-# tests pass once the coordinator bounds what a node role can report and
-# hold.
+# Each now holds: floors beyond the coordinator's clock plus 70 minutes
+# are refused (22023), a role that is not a superuser holds at most
+# idgen.lease_max_per_role leases (IG010), the acquisition lock lasts for
+# one call and no acquisition waits for another caller's transaction, and
+# the lease functions refuse to run in a security-restricted operation.
 
 use strict;
 use warnings;
@@ -79,23 +81,43 @@ my ($rc, $out, $err) = as_node('node_a',
 	"SELECT generation FROM idgen.lease_acquire('a-host', 1, $layout, 5, 0, 7, -1, 0)");
 is($rc, 0, 'node_a leases worker id 7') or diag $err;
 my $gen = $out;
+my $poison = '9000000000000000000';
 ($rc, $out, $err) = as_node('node_a',
-	"SELECT idgen.lease_release(7, $gen, 'a-host', 9000000000000000000)");
-note "release with a floor in the year 285 million: rc $rc $err";
+	"SELECT idgen.lease_renew(7, $gen, 'a-host', 5, $poison)");
+isnt($rc, 0, 'lease_renew refuses a time floor in the year 285 million');
+like($err, qr/time floor .* is too far in the future/, 'the refusal says why');
+($rc, $out, $err) = as_node('node_a',
+	"SELECT generation FROM idgen.lease_acquire('a-host', 1, $layout, 5, 0, 7, -1, $poison)");
+isnt($rc, 0, 'lease_acquire refuses such a local floor when node_a takes its id back');
+like($err, qr/p_local_floor_ms may be at most/, 'the refusal names the argument');
+($rc, $out, $err) = as_node('node_a',
+	"SELECT idgen.lease_release(7, $gen, 'a-host', $poison)");
+isnt($rc, 0, 'lease_release refuses a time floor in the year 285 million');
+like($err, qr/time floor .* is too far in the future/, 'the refusal says why');
+
+# every legitimate floor still goes through: a renewal's horizon (the
+# node's clock plus its TTL), a take-back with the node's durable floor,
+# and a release with what it reached
+my $now_ms = q{(extract(epoch FROM clock_timestamp()) * 1000)::bigint};
+($rc, $out, $err) = as_node('node_a',
+	"SELECT expires_at IS NOT NULL FROM idgen.lease_renew(7, $gen, 'a-host', 3600, $now_ms + 3600 * 1000)");
+is($rc, 0, 'a renewal with a one-hour horizon is accepted') or diag $err;
+($rc, $out, $err) = as_node('node_a',
+	"SELECT generation FROM idgen.lease_acquire('a-host', 1, $layout, 5, 0, 7, -1, $now_ms + 500)");
+is($rc, 0, 'node_a takes its id back with its durable floor') or diag $err;
+$gen = $out;
+($rc, $out, $err) = as_node('node_a',
+	"SELECT idgen.lease_release(7, $gen, 'a-host', $now_ms + 5000)");
+is($rc, 0, 'node_a releases id 7 with the floor it reached') or diag $err;
 
 # node_b takes id 7: the floor it must start above
 ($rc, $out, $err) = as_node('node_b',
-	"SELECT previous_floor_ms - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+	"SELECT previous_floor_ms - $now_ms
 	   FROM idgen.lease_acquire('b-host', 1, $layout, 5, 0, 7, -1, 0)");
 is($rc, 0, 'node_b leases worker id 7') or diag $err;
 note "node_b must start ${out} ms in the future";
-
-TODO:
-{
-	local $TODO = 'the coordinator accepts any floor a node role reports';
-	cmp_ok($out, '<', 2 * 3600 * 1000,
-		'a floor node_a reported cannot hold id 7 from node_b for more than two hours');
-}
+cmp_ok($out, '<', 2 * 3600 * 1000,
+	'a floor node_a reported cannot hold id 7 from node_b for more than two hours');
 
 # node_a exhausts the id space under made-up holders
 my $cap = 2**$worker_bits;
@@ -112,14 +134,17 @@ BEGIN
 END
 \$\$;});
 note "node_a's loop: rc $rc $err";
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM idgen.leases WHERE holder_role = 'node_a' AND holder LIKE 'fake-%' AND expires_at > now()"),
+	'4', 'node_a holds idgen.lease_max_per_role (4) worker ids');
+($rc, $out, $err) = as_node('node_a',
+	"SELECT worker_id FROM idgen.lease_acquire('fake-more', 1, $layout, 3600, 3600, -1, -1, 0)");
+isnt($rc, 0, 'node_a cannot lease a fifth worker id');
+like($err, qr/role node_a already holds 4 worker ids/, 'the refusal names the role and its holdings');
 ($rc, $out, $err) = as_node('node_b',
 	"SELECT worker_id FROM idgen.lease_acquire('b2-host', 1, $layout, 5, 0, -1, -1, 0)");
-note "node_b after the loop: rc $rc $err";
-TODO:
-{
-	local $TODO = 'one node role may lease every worker id';
-	is($rc, 0, 'node_b still finds a free worker id after node_a leased as many as it could');
-}
+is($rc, 0, 'node_b still finds a free worker id after node_a leased as many as it could')
+  or diag $err;
 
 # node_a's code run by a superuser's session acts as that session's user:
 # the lease functions take session_user as the caller.  A holding taken by
@@ -136,7 +161,8 @@ CREATE SCHEMA na AUTHORIZATION node_a;
 SET ROLE node_a;
 CREATE FUNCTION na.policy() RETURNS boolean LANGUAGE plpgsql AS \$\$
 BEGIN
-    PERFORM idgen.lease_renew(9, $su_gen, 'su-host', 5, 9000000000000000000);
+    PERFORM idgen.lease_renew(9, $su_gen, 'su-host', 3600,
+                              (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 1000);
     RETURN true;
 EXCEPTION WHEN OTHERS THEN
     RETURN true;
@@ -151,15 +177,21 @@ RESET ROLE;
 SELECT idgen.probe_register('na.t', 'id');
 SELECT count(*) FROM idgen.probe_run();
 });
-my $floor9 = $node->safe_psql('postgres',
-	'SELECT time_floor_ms FROM idgen.leases WHERE worker_id = 9');
-note "id 9's floor after the probe run: $floor9";
-TODO:
-{
-	local $TODO = 'the lease functions take session_user, not the calling role';
-	cmp_ok($floor9, '<', 9000000000000000000,
-		"node_a's code in a superuser's session cannot move a superuser-held id's floor");
-}
+is($node->safe_psql('postgres',
+		"SELECT expires_at < now() + interval '10 minutes' FROM idgen.leases WHERE worker_id = 9"),
+	't', "node_a's code in a superuser's session cannot renew a superuser-held id for an hour");
+($rc, $out, $err) = $node->psql('postgres', qq{
+CREATE TABLE public.su_t (id bigint);
+INSERT INTO public.su_t VALUES (1);
+CREATE FUNCTION public.renew_in_index(bigint) RETURNS bigint IMMUTABLE LANGUAGE plpgsql AS \$\$
+BEGIN
+    PERFORM idgen.lease_renew(9, $su_gen, 'su-host', 5, 0);
+    RETURN \$1;
+END
+\$\$;
+CREATE INDEX ON public.su_t (public.renew_in_index(id));});
+isnt($rc, 0, 'a lease call in a security-restricted operation is refused');
+like($err, qr/cannot be called in a security-restricted operation/, 'the refusal says why');
 
 # node_a holds the acquisition lock: lease_acquire takes it for the rest
 # of the caller's transaction, and node_a's transaction stays open.
@@ -171,12 +203,45 @@ $hold->query_safe("SELECT worker_id FROM idgen.lease_acquire('a2-host', 1, $layo
 ($rc, $out, $err) = as_node('node_b',
 	"SET lock_timeout = '1s'; SELECT worker_id FROM idgen.lease_acquire('b3-host', 1, $layout, 5, 0, -1, -1, 0)");
 note "node_b while node_a's transaction is open: rc $rc $err";
-TODO:
-{
-	local $TODO = "the acquisition lock lasts for the caller's whole transaction";
-	is($rc, 0, "node_b leases while node_a keeps a transaction open after lease_acquire");
-}
+is($rc, 0, "node_b leases while node_a keeps a transaction open after lease_acquire")
+  or diag $err;
+
+# an acquisition that fails after taking the acquisition lock (a layout
+# that differs from the coordinator's) inside an exception block of
+# node_a's still open transaction lets go of it too
+(my $bad_layout = $layout) =~ s/^\d+/40/;
+$hold->query_safe(qq{
+DO \$\$
+BEGIN
+    PERFORM idgen.lease_acquire('a3-host', 1, $bad_layout, 5, 0, -1, -1, 0);
+EXCEPTION WHEN OTHERS THEN
+    NULL;
+END
+\$\$});
+($rc, $out, $err) = as_node('node_b',
+	"SET lock_timeout = '1s'; SELECT worker_id FROM idgen.lease_acquire('b4-host', 1, $layout, 5, 0, -1, -1, 0)");
+is($rc, 0, "node_b leases after node_a's failed acquisition in its open transaction")
+  or diag $err;
+$hold->query_safe('COMMIT');
 $hold->quit;
+
+# The cap counts holdings not committed yet: node_c's two sessions, each
+# with a transaction left open, cannot hold more than 4 ids together.
+$node->safe_psql('postgres', q{
+CREATE ROLE node_c LOGIN;
+GRANT EXECUTE ON FUNCTION
+    idgen.lease_acquire(text, integer, integer, integer, integer, integer, bigint,
+                        integer, integer, integer, integer, bigint) TO node_c;});
+my @open = map {
+	$node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'node_c' ])
+} 1 .. 2;
+$_->query_safe('BEGIN') for @open;
+$open[0]->query_safe("SELECT idgen.lease_acquire('c1-$_', 1, $layout, 60, 0, -1, -1, 0)") for 1 .. 3;
+$open[1]->query_safe("SELECT idgen.lease_acquire('c2-1', 1, $layout, 60, 0, -1, -1, 0)");
+$open[1]->query("SELECT idgen.lease_acquire('c2-2', 1, $layout, 60, 0, -1, -1, 0)");
+like($open[1]->{stderr}, qr/role node_c already holds 4 worker ids/,
+	"node_c's second session cannot go past the cap with the first one's uncommitted holdings");
+$_->quit for @open;
 
 $node->stop;
 done_testing();

@@ -9,10 +9,9 @@
 # and the worker's transaction stays open (holding back the xmin horizon
 # of the whole cluster, and its locks on the tables it has scanned).
 #
-# Expected: each probe's scan is bounded (a scan that exceeds the bound
-# fails, is recorded in its probe's error, and the others go on).  TODO:
-# the bound needs a setting (src/guc.c) and the worker's run
-# (src/worker.c), which belong to other changes.
+# Expected: each probe's scan is bounded by idgen.probe_timeout (a scan
+# that exceeds the bound fails, is recorded in its probe's error, and the
+# others go on), and the worker's transaction ends with each run.
 
 use strict;
 use warnings;
@@ -32,6 +31,7 @@ shared_preload_libraries = 'idgen'
 idgen.worker_id = 1
 idgen.database = 'postgres'
 idgen.probe_interval = 1
+idgen.probe_timeout = '3s'
 });
 $node->start;
 $node->safe_psql(
@@ -61,14 +61,30 @@ ok($ok, "the probe worker runs mallory's policy");
 
 my $runs_before = $node->safe_psql('postgres',
 	"SELECT runs FROM idgen.probe_status WHERE tbl = 'good'::regclass");
-TODO:
-{
-	local $TODO = 'a probe scan has no bound';
-	($ok, $out) = poll_until($node,
-		"SELECT runs > $runs_before FROM idgen.probe_status WHERE tbl = 'good'::regclass",
-		't', 30);
-	ok($ok, "the probe of another table still completes runs ($out)");
-}
+($ok, $out) = poll_until($node,
+	"SELECT runs > $runs_before FROM idgen.probe_status WHERE tbl = 'good'::regclass",
+	't', 60);
+ok($ok, "the probe of another table still completes runs ($out)");
+
+($ok, $out) = poll_until($node,
+	"SELECT error FROM idgen.probe_status WHERE tbl = 'm.t'::regclass",
+	"uniqueness probe of m.t.id canceled: its scan exceeded idgen.probe_timeout (3000 ms)", 60);
+ok($ok, "the slow probe's error names the timeout ($out)");
+is( $node->safe_psql('postgres',
+		"SELECT runs, error_at IS NOT NULL FROM idgen.probe_status WHERE tbl = 'm.t'::regclass"),
+	'0|t',
+	'the slow probe has no completed run, only its error');
+is( $node->safe_psql('postgres',
+		"SELECT ids_checked, error IS NULL FROM idgen.probe_status WHERE tbl = 'good'::regclass"),
+	'1|t',
+	"the other probe's result is recorded");
+
+# between runs the worker holds no transaction (no xmin horizon held back)
+($ok, $out) = poll_until($node,
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'idgen probe worker' "
+	  . "AND xact_start IS NULL AND backend_xmin IS NULL",
+	'1', 60);
+ok($ok, "the probe worker's transaction ends after each run");
 
 $node->stop('immediate');
 done_testing();
