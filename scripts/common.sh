@@ -141,6 +141,7 @@ idgen_root_exec() {
 		fi
 		exec chroot "$r" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
 			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
 			PG_TEST_PORT_DIR="${PG_TEST_PORT_DIR:-}" DEBIAN_FRONTEND=noninteractive \
 			"$@"' _ "$root" "$@"
 }
@@ -176,6 +177,26 @@ idgen_root_install() {
 	idgen_root_exec "$dir" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# The certificate authorities this machine adds to Debian's (for example
+# a TLS-inspecting proxy's, in /usr/local/share/ca-certificates): a root
+# must trust what the host trusts, or npm in it cannot reach its registry.
+idgen_root_sync_cas() {
+	local dir=$1 f changed=0
+	[ -d /usr/local/share/ca-certificates ] || return 0
+	mkdir -p "$dir/usr/local/share/ca-certificates"
+	for f in /usr/local/share/ca-certificates/*.crt; do
+		[ -e "$f" ] || continue
+		if ! cmp -s "$f" "$dir/usr/local/share/ca-certificates/${f##*/}"; then
+			cp "$f" "$dir/usr/local/share/ca-certificates/"
+			changed=1
+		fi
+	done
+	if [ $changed = 1 ] && [ -x "$dir/usr/sbin/update-ca-certificates" ]; then
+		idgen_root_exec "$dir" update-ca-certificates >/dev/null 2>&1
+	fi
+	return 0
+}
+
 # Path of the test root for PostgreSQL major $1, created (or brought up to
 # date with the package lists) first.
 idgen_root_ensure() {
@@ -186,7 +207,10 @@ idgen_root_ensure() {
 	want=$( (idgen_packages_for "$v"; cat "$IDGEN_ROOT"/scripts/roots.d/*.list) | sed -e 's/#.*//' -e '/^[[:space:]]*$/d' | sort -u | tr '\n' ' ')
 	(
 		flock 9
-		if [ -f "$dir/.ready" ] && [ "$(cat "$dir/.ready")" = "$want" ]; then exit 0; fi
+		if [ -f "$dir/.ready" ] && [ "$(cat "$dir/.ready")" = "$want" ]; then
+			idgen_root_sync_cas "$dir"
+			exit 0
+		fi
 		idgen_root_debootstrap "$suite" "$dir.clean"
 		if [ ! -f "$dir/.debootstrapped" ]; then
 			rm -rf "$dir"
@@ -195,6 +219,7 @@ idgen_root_ensure() {
 		echo "== installing into the $suite root: $want" >&2
 		# shellcheck disable=SC2086
 		idgen_root_install "$dir" $want
+		idgen_root_sync_cas "$dir"
 		echo "$want" >"$dir/.ready"
 	) 9>"$IDGEN_ROOTS_DIR/.$suite.lock" >&2 || return 1
 	echo "$dir"
