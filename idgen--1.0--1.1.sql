@@ -396,6 +396,7 @@ DECLARE
     att       pg_attribute;
     def       text;
     old_lt    text;
+    old_rs    text;
     col_max   bigint;
     seq_last  bigint;
 BEGIN
@@ -476,12 +477,32 @@ BEGIN
                   HINT = 'Only a bigserial column, a column whose default is nextval(...) of a sequence, or an identity column can be converted.';
     END IF;
 
-    EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO col_max;
+    -- Every row counts, also one a row-level security policy hides from
+    -- the caller (FORCE ROW LEVEL SECURITY binds the owner too): with
+    -- row_security off, a query a policy would filter fails instead of
+    -- returning a smaller max.
+    old_rs := current_setting('row_security');
+    PERFORM set_config('row_security', 'off', true);
+    BEGIN
+        EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO col_max;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE EXCEPTION 'cannot read every row of % to convert column "%"', tbl, col
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A row-level security policy applies to the caller, so the rows it hides would be left out of the column''s largest value.',
+                  HINT = format('Run the conversion as a role with BYPASSRLS, or in its transaction run ALTER TABLE %s NO FORCE ROW LEVEL SECURITY before it and FORCE again after it.', tbl);
+    END;
+    PERFORM set_config('row_security', old_rs, true);
     -- values the sequence handed out but no row holds yet (or any more)
-    -- count too: an application may still insert them
-    IF has_sequence_privilege(seq, 'SELECT, USAGE') THEN
-        seq_last := pg_sequence_last_value(seq);
+    -- count too: an application may still insert them.  Without the right
+    -- to read them, refuse: max(col) alone could start the new numbers at
+    -- a value an application has fetched and is about to insert.
+    IF NOT has_sequence_privilege(seq, 'SELECT, USAGE') THEN
+        RAISE EXCEPTION 'permission denied to read the last value of sequence % feeding column "%" of %', seq, col, tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Values the sequence handed out that no row holds yet must stay below the new numbers, so the conversion reads the sequence''s last value.',
+                  HINT = format('The sequence''s owner can GRANT SELECT ON SEQUENCE %s TO %I;', seq, current_user);
     END IF;
+    seq_last := pg_sequence_last_value(seq);
     floor_value := CASE WHEN col_max IS NULL THEN seq_last
                         WHEN seq_last IS NULL THEN col_max
                         ELSE greatest(col_max, seq_last) END;
@@ -1254,140 +1275,6 @@ SELECT p.tbl, p.col, p.kind, p."window", p.indexed, p.last_run_at,
 FROM probes p
 LEFT JOIN pg_catalog.pg_attribute a
        ON a.attrelid = p.tbl AND a.attname = p.col AND NOT a.attisdropped;
-
--- ---------------------------------------------------------------------------
--- Column conversion: the floor counts every row and every value the
--- sequence handed out, or the conversion refuses: no floor from max(col)
--- alone when the caller cannot read the sequence's last value, none from
--- the rows a row-level security policy lets it see (red2).
--- ---------------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION _convert_prepare(tbl regclass, col name, generator text,
-                                 OUT seq regclass, OUT identity "char",
-                                 OUT floor_value bigint)
-RETURNS record
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    rel       pg_class;
-    att       pg_attribute;
-    def       text;
-    old_lt    text;
-    old_rs    text;
-    col_max   bigint;
-    seq_last  bigint;
-BEGIN
-    SELECT * INTO rel FROM pg_class c WHERE c.oid = tbl;
-    IF rel.relkind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '"%" is not a table', tbl
-            USING ERRCODE = 'wrong_object_type',
-                  HINT = 'Only the column of a table (or a partitioned table) can be converted.';
-    END IF;
-    IF NOT pg_has_role(rel.relowner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table %', tbl
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = format('The table is owned by %I; converting its column changes its definition.',
-                                  pg_get_userbyid(rel.relowner)),
-                  HINT = 'Run the conversion as the table''s owner (or a member of the owning role).';
-    END IF;
-
-    -- Before reading the column's largest value: block every writer until
-    -- commit, so that no sequence value can be inserted after the floor is
-    -- read.  ACCESS EXCLUSIVE, the mode ALTER TABLE ... SET DEFAULT and
-    -- DROP IDENTITY take anyway: taking a weaker one first (SHARE ROW
-    -- EXCLUSIVE would be enough against inserts) and upgrading later could
-    -- deadlock with a reader that goes on to write.  The wait is bounded by
-    -- the caller's lock_timeout, or by 10 s if that is 0.
-    old_lt := current_setting('lock_timeout');
-    IF old_lt = '0' THEN
-        PERFORM set_config('lock_timeout', '10s', true);
-    END IF;
-    BEGIN
-        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', tbl);
-    EXCEPTION WHEN lock_not_available THEN
-        RAISE EXCEPTION 'could not lock table % to convert column "%"', tbl, col
-            USING ERRCODE = 'lock_not_available',
-                  DETAIL = format('The conversion waited %s for the transactions using the table to end.',
-                                  current_setting('lock_timeout')),
-                  HINT = 'Retry when the table is less busy, or raise lock_timeout.';
-    END;
-    PERFORM set_config('lock_timeout', old_lt, true);
-
-    SELECT * INTO att FROM pg_attribute a
-     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'column "%" of relation % does not exist', col, tbl
-            USING ERRCODE = 'undefined_column';
-    END IF;
-    IF att.atttypid <> 'bigint'::regtype THEN
-        RAISE EXCEPTION 'column "%" of % is %, not bigint', col, tbl, format_type(att.atttypid, att.atttypmod)
-            USING ERRCODE = 'datatype_mismatch',
-                  DETAIL = CASE WHEN att.atttypid IN ('integer'::regtype, 'smallint'::regtype)
-                                THEN format('%s are 64-bit integers; %s is too small to hold them.',
-                                            generator, format_type(att.atttypid, NULL))
-                                ELSE format('%s are bigint.', generator) END,
-                  HINT = format('Change the column''s type first: ALTER TABLE %s ALTER COLUMN %I TYPE bigint;', tbl, col);
-    END IF;
-
-    identity := att.attidentity;
-    IF identity <> '' THEN
-        seq := pg_get_serial_sequence(tbl::text, quote_ident(col))::regclass;
-    ELSE
-        -- a default that is exactly nextval() of one sequence, owned by the
-        -- column (serial) or not
-        SELECT pg_get_expr(d.adbin, d.adrelid), dep.refobjid::regclass INTO def, seq
-          FROM pg_attrdef d
-          JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid
-                            AND dep.refclassid = 'pg_class'::regclass
-          JOIN pg_class s ON s.oid = dep.refobjid AND s.relkind = 'S'
-         WHERE d.adrelid = tbl AND d.adnum = att.attnum;
-        IF def IS NULL OR def !~ '^nextval\(''.*''::regclass\)$' THEN
-            seq := NULL;
-        END IF;
-    END IF;
-    IF seq IS NULL THEN
-        RAISE EXCEPTION 'column "%" of % is not fed by a sequence', col, tbl
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = format('Its default is %s.', coalesce(
-                      (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
-                        WHERE d.adrelid = tbl AND d.adnum = att.attnum), 'not set')),
-                  HINT = 'Only a bigserial column, a column whose default is nextval(...) of a sequence, or an identity column can be converted.';
-    END IF;
-
-    -- Every row counts, also one a row-level security policy hides from
-    -- the caller (FORCE ROW LEVEL SECURITY binds the owner too): with
-    -- row_security off, a query a policy would filter fails instead of
-    -- returning a smaller max.
-    old_rs := current_setting('row_security');
-    PERFORM set_config('row_security', 'off', true);
-    BEGIN
-        EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO col_max;
-    EXCEPTION WHEN insufficient_privilege THEN
-        RAISE EXCEPTION 'cannot read every row of % to convert column "%"', tbl, col
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'A row-level security policy applies to the caller, so the rows it hides would be left out of the column''s largest value.',
-                  HINT = format('Run the conversion as a role with BYPASSRLS, or in its transaction run ALTER TABLE %s NO FORCE ROW LEVEL SECURITY before it and FORCE again after it.', tbl);
-    END;
-    PERFORM set_config('row_security', old_rs, true);
-    -- values the sequence handed out but no row holds yet (or any more)
-    -- count too: an application may still insert them.  Without the right
-    -- to read them, refuse: max(col) alone could start the new numbers at
-    -- a value an application has fetched and is about to insert.
-    IF NOT has_sequence_privilege(seq, 'SELECT, USAGE') THEN
-        RAISE EXCEPTION 'permission denied to read the last value of sequence % feeding column "%" of %', seq, col, tbl
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'Values the sequence handed out that no row holds yet must stay below the new numbers, so the conversion reads the sequence''s last value.',
-                  HINT = format('The sequence''s owner can GRANT SELECT ON SEQUENCE %s TO %I;', seq, current_user);
-    END IF;
-    seq_last := pg_sequence_last_value(seq);
-    floor_value := CASE WHEN col_max IS NULL THEN seq_last
-                        WHEN seq_last IS NULL THEN col_max
-                        ELSE greatest(col_max, seq_last) END;
-END;
-$$;
-
-COMMENT ON FUNCTION _convert_prepare(regclass, name, text) IS
-'Internal: checks, lock and floor of a column conversion';
 
 -- PostgreSQL 18 coexistence: pg_catalog.uuidv7() exists there and is
 -- searched first, so 1.0's unqualified COMMENT ON and GRANT ON uuidv7()
