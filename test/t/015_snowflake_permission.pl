@@ -40,29 +40,6 @@ require_libfaketime();
 system('gdb --version >/dev/null 2>&1') == 0
   or die 'gdb not found (Debian package gdb, scripts/packages.d/debugger.list)';
 
-# The pid of the node's idgen lease worker (remote mode: found in /proc).
-sub lease_worker_pid
-{
-	my ($node) = @_;
-	open(my $fh, '<', $node->data_dir . '/postmaster.pid') or return undef;
-	my $pm = <$fh>;
-	close $fh;
-	chomp $pm;
-	for my $stat (glob '/proc/[0-9]*/stat')
-	{
-		open(my $sf, '<', $stat) or next;
-		my $line = <$sf> // '';
-		close $sf;
-		my ($pid, $ppid) = $line =~ /^(\d+) .*\)\s+\S+\s+(\d+)/;
-		next unless defined $ppid && $ppid == $pm;
-		(my $cmd = $stat) =~ s/stat$/cmdline/;
-		open(my $cf, '<', $cmd) or next;
-		my $title = <$cf> // '';
-		close $cf;
-		return $pid if $title =~ /idgen lease worker/;
-	}
-	return undef;
-}
 
 # Unix ms at which the tick of a Snowflake ID starts (default layout).
 sub id_ms

@@ -21,30 +21,6 @@ use Time::HiRes qw(usleep);
 
 my $TTL = 6;
 
-# The pid of the node's idgen lease worker, from /proc (in remote mode the
-# worker is not listed in pg_stat_activity); undef if there is none.
-sub lease_worker_pid
-{
-	my ($node) = @_;
-	open(my $fh, '<', $node->data_dir . '/postmaster.pid') or return undef;
-	my $pm = <$fh>;
-	close $fh;
-	chomp $pm;
-	for my $stat (glob '/proc/[0-9]*/stat')
-	{
-		open(my $sf, '<', $stat) or next;
-		my $line = <$sf> // '';
-		close $sf;
-		my ($pid, $ppid) = $line =~ /^(\d+) .*\)\s+\S+\s+(\d+)/;
-		next unless defined $ppid && $ppid == $pm;
-		(my $cmd = $stat) =~ s/stat$/cmdline/;
-		open(my $cf, '<', $cmd) or next;
-		my $title = <$cf> // '';
-		close $cf;
-		return $pid if $title =~ /idgen lease worker/;
-	}
-	return undef;
-}
 
 my $coord = PostgreSQL::Test::Cluster->new('coordinator');
 $coord->init;

@@ -106,6 +106,7 @@ our @EXPORT = qw(
   wait_state
   holder_of
   issue_decoded
+  lease_worker_pid
 );
 our @EXPORT_OK = qw($LIBFAKETIME);
 
@@ -270,6 +271,32 @@ SELECT id, (idgen.snowflake_decode(id)).worker_id
 		$workers{$w} = 1;
 	}
 	return (\@ids, [ sort keys %workers ]);
+}
+
+# The pid of $node's idgen lease worker, from /proc (with a remote
+# coordinator the worker is not listed in pg_stat_activity); undef if
+# there is none.
+sub lease_worker_pid
+{
+	my ($node) = @_;
+	open(my $fh, '<', $node->data_dir . '/postmaster.pid') or return undef;
+	my $pm = <$fh>;
+	close $fh;
+	chomp $pm;
+	for my $stat (glob '/proc/[0-9]*/stat')
+	{
+		open(my $sf, '<', $stat) or next;
+		my $line = <$sf> // '';
+		close $sf;
+		my ($pid, $ppid) = $line =~ /^(\d+) .*\)\s+\S+\s+(\d+)/;
+		next unless defined $ppid && $ppid == $pm;
+		(my $cmd = $stat) =~ s/stat$/cmdline/;
+		open(my $cf, '<', $cmd) or next;
+		my $title = <$cf> // '';
+		close $cf;
+		return $pid if $title =~ /idgen lease worker/;
+	}
+	return undef;
 }
 
 1;
