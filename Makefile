@@ -33,7 +33,10 @@ ISOLATION_OPTS = --inputdir=$(srcdir)/test \
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-EXTRA_CLEAN = tmp_check_regress tmp_check_iso tmp_check_pgtap output_iso $(EXTENSION)-*.zip
+EXTRA_CLEAN = .deps tmp_check_regress tmp_check_iso tmp_check_pgtap output_iso $(EXTENSION)-*.zip
+
+# Rebuild objects when a header they include changes (.deps/*.Po).
+override autodepend = yes
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
