@@ -3,6 +3,20 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION idgen" to load this file. \quit
 
+-- The script in feature order, each object followed by its COMMENT and its
+-- privileges:
+--   1. UUIDv7, with its text forms TypeID and ULID
+--   2. Snowflake
+--   3. Segments, with the conversion of existing columns
+--   4. Lease coordinator
+--   5. Probes and audits
+--   6. Monitoring
+-- Every object is created after the objects it uses; this order needs no
+-- exception (the audits read the segment and lease tables, the stats view
+-- reads probes).  The order of statements touching one object (a REVOKE
+-- before a GRANT) is kept as 1.0 had it: idgen--1.0--1.1.sql must give
+-- exactly this catalog, the order of ACL entries included.
+
 -- The control file names schema idgen, and CREATE EXTENSION takes a schema
 -- of that name if one exists.  idgen's SECURITY DEFINER functions call its
 -- own objects by that schema's name, so refuse a schema that someone else
@@ -50,18 +64,29 @@ BEGIN
 END
 $idgen_schema_check$;
 
--- ---------------------------------------------------------------------------
--- UUIDv7
--- ---------------------------------------------------------------------------
+-- Everyone may look up idgen's objects; what each may do with them is
+-- granted or revoked beside each object.
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+
+-- ===========================================================================
+-- 1. UUIDv7
+--
+-- RFC 9562 version 7 UUIDs: time-ordered, strictly increasing across the
+-- server when idgen is preloaded; and their text forms TypeID and ULID.
+-- Everything here is for everyone.
+-- ===========================================================================
 
 CREATE FUNCTION uuidv7()
 RETURNS uuid
 AS 'MODULE_PATHNAME', 'idgen_uuidv7'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
--- Qualified: on PostgreSQL 18 an unqualified uuidv7() is pg_catalog's.
+-- Qualified, here and in the GRANT: on PostgreSQL 18 an unqualified
+-- uuidv7() is pg_catalog's.
 COMMENT ON FUNCTION @extschema@.uuidv7() IS
 'RFC 9562 version 7 UUID for the current time; strictly increasing across the server when idgen is preloaded';
+
+GRANT EXECUTE ON FUNCTION @extschema@.uuidv7() TO PUBLIC;
 
 CREATE FUNCTION uuidv7(ts timestamptz)
 RETURNS uuid
@@ -71,6 +96,8 @@ LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION uuidv7(timestamptz) IS
 'RFC 9562 version 7 UUID for the given time, with random bits (for backfills and range bounds)';
 
+GRANT EXECUTE ON FUNCTION uuidv7(timestamptz) TO PUBLIC;
+
 CREATE FUNCTION uuidv7_min(ts timestamptz)
 RETURNS uuid
 AS 'MODULE_PATHNAME', 'idgen_uuidv7_min'
@@ -79,6 +106,8 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION uuidv7_min(timestamptz) IS
 'Smallest UUIDv7 idgen.uuidv7() can issue at or after ts, for range scans: WHERE id >= idgen.uuidv7_min(...)';
 
+GRANT EXECUTE ON FUNCTION uuidv7_min(timestamptz) TO PUBLIC;
+
 CREATE FUNCTION uuidv7_time(u uuid)
 RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'idgen_uuidv7_time'
@@ -86,6 +115,8 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION uuidv7_time(uuid) IS
 'Time embedded in a version 7 UUID, with sub-millisecond precision; NULL for other UUIDs';
+
+GRANT EXECUTE ON FUNCTION uuidv7_time(uuid) TO PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Text forms: TypeID and ULID
@@ -141,9 +172,13 @@ COMMENT ON FUNCTION ulid_decode(text) IS
 
 GRANT EXECUTE ON FUNCTION ulid_decode(text) TO PUBLIC;
 
--- ---------------------------------------------------------------------------
--- Snowflake
--- ---------------------------------------------------------------------------
+-- ===========================================================================
+-- 2. Snowflake
+--
+-- 64-bit IDs: time, worker id and sequence in the layout idgen.bit_budget()
+-- reports.  The worker id is configured or leased (group 4); issuing one
+-- needs idgen preloaded.  Everything here is for everyone.
+-- ===========================================================================
 
 CREATE FUNCTION snowflake_next()
 RETURNS bigint
@@ -153,6 +188,8 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION snowflake_next() IS
 'Next 64-bit Snowflake ID of this server: strictly increasing, refuses rather than duplicate on clock faults';
 
+GRANT EXECUTE ON FUNCTION snowflake_next() TO PUBLIC;
+
 CREATE FUNCTION snowflake_decode(id bigint)
 RETURNS TABLE(ts timestamptz, worker_id int, sequence int)
 AS 'MODULE_PATHNAME', 'idgen_snowflake_decode'
@@ -161,6 +198,8 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION snowflake_decode(bigint) IS
 'Time, worker id and sequence of a Snowflake ID under the layout in force';
 
+GRANT EXECUTE ON FUNCTION snowflake_decode(bigint) TO PUBLIC;
+
 CREATE FUNCTION snowflake_min(ts timestamptz)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'idgen_snowflake_min'
@@ -168,6 +207,8 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION snowflake_min(timestamptz) IS
 'Smallest Snowflake ID of the tick containing ts, for range scans: WHERE id >= idgen.snowflake_min(...)';
+
+GRANT EXECUTE ON FUNCTION snowflake_min(timestamptz) TO PUBLIC;
 
 CREATE FUNCTION bit_budget(OUT timestamp_bits int,
                            OUT worker_bits int,
@@ -186,9 +227,18 @@ LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION bit_budget() IS
 'The Snowflake layout in force: bits per field, epoch, tick, when the timestamp bits run out, capacity';
 
--- ---------------------------------------------------------------------------
--- Segments
--- ---------------------------------------------------------------------------
+GRANT EXECUTE ON FUNCTION bit_budget() TO PUBLIC;
+
+-- ===========================================================================
+-- 3. Segments
+--
+-- Gap-tolerant increasing numbers per tag, granted to each server in ranges
+-- by its background worker, with an outbox of every grant and burn.
+-- Numbers only for roles the DBA grants EXECUTE on segment_next; tags are
+-- managed by superusers or roles granted segment_create/segment_drop.  No
+-- role is granted DML on the tables.  Then the conversion of existing
+-- sequence-fed columns to Snowflake or segment numbers.
+-- ===========================================================================
 
 -- One row per tag.  Written only by idgen's background worker (grants) and
 -- by segment_create/segment_drop.
@@ -214,6 +264,10 @@ CREATE TABLE segment_alloc (
 COMMENT ON TABLE segment_alloc IS
 'Segment tags: the next number never granted, the step and the timeline of the last grant';
 
+REVOKE ALL ON segment_alloc FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('segment_alloc', '');
+
 -- The outbox: every grant and every burn, committed in the same transaction
 -- as the change to segment_alloc.  Ranges are [range_start, range_end).
 CREATE TABLE segment_events (
@@ -232,7 +286,8 @@ CREATE INDEX segment_events_tag_idx ON segment_events (tag, range_start);
 COMMENT ON TABLE segment_events IS
 'Outbox of segment grants and failover burns; read it in event_id order';
 
-SELECT pg_catalog.pg_extension_config_dump('segment_alloc', '');
+REVOKE ALL ON segment_events FROM PUBLIC;
+
 SELECT pg_catalog.pg_extension_config_dump('segment_events', '');
 SELECT pg_catalog.pg_extension_config_dump('segment_events_event_id_seq', '');
 
@@ -244,6 +299,8 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION segment_next(text) IS
 'Next number of a segment tag: increasing across the server, never handed out twice, gaps possible';
 
+REVOKE EXECUTE ON FUNCTION segment_next(text) FROM PUBLIC;
+
 CREATE FUNCTION segment_next(tag text, n integer)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'idgen_segment_next_block'
@@ -252,12 +309,16 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION segment_next(text, integer) IS
 'First of n consecutive numbers of a segment tag reserved for the caller (1 <= n <= the tag''s step)';
 
+REVOKE EXECUTE ON FUNCTION segment_next(text, integer) FROM PUBLIC;
+
 CREATE FUNCTION _current_timeline()
 RETURNS integer
 AS 'MODULE_PATHNAME', 'idgen_current_timeline'
 LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION _current_timeline() IS 'Internal: the timeline this primary writes WAL on';
+
+REVOKE EXECUTE ON FUNCTION _current_timeline() FROM PUBLIC;
 
 CREATE FUNCTION _segment_exists(tag text)
 RETURNS boolean
@@ -272,6 +333,10 @@ CREATE FUNCTION _segment_forget(tag text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'idgen_segment_forget'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION _segment_forget(text) IS 'Internal: forget a dropped tag''s buffered ranges';
+
+REVOKE EXECUTE ON FUNCTION _segment_forget(text) FROM PUBLIC;
 
 CREATE FUNCTION segment_create(tag text, start bigint DEFAULT 1, step integer DEFAULT 1000)
 RETURNS void
@@ -320,6 +385,8 @@ $$;
 COMMENT ON FUNCTION segment_create(text, bigint, integer) IS
 'Create a segment tag whose numbers start at start and are granted step at a time';
 
+REVOKE EXECUTE ON FUNCTION segment_create(text, bigint, integer) FROM PUBLIC;
+
 CREATE FUNCTION segment_drop(tag text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -345,6 +412,8 @@ $$;
 COMMENT ON FUNCTION segment_drop(text) IS
 'Drop a segment tag and the ranges this server has buffered for it';
 
+REVOKE EXECUTE ON FUNCTION segment_drop(text) FROM PUBLIC;
+
 CREATE FUNCTION segment_buffers(OUT tag text,
                                 OUT ranges_buffered int,
                                 OUT current_start bigint,
@@ -358,6 +427,13 @@ CREATE FUNCTION segment_buffers(OUT tag text,
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'idgen_segment_buffers'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION segment_buffers() IS 'Ranges this server has buffered per segment tag (behind idgen.segments)';
+
+-- For everyone, behind the segments view.  Revoked, then granted, as 1.0
+-- did: that order is the order of the entries in its ACL.
+REVOKE EXECUTE ON FUNCTION segment_buffers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION segment_buffers() TO PUBLIC;
 
 CREATE VIEW segments AS
 SELECT a.tag,
@@ -375,8 +451,10 @@ LEFT JOIN segment_buffers() b ON b.tag = a.tag;
 COMMENT ON VIEW segments IS
 'Segment tags with the step in use, the ranges buffered in this server and the last grant';
 
+GRANT SELECT ON segments TO PUBLIC;
+
 -- ---------------------------------------------------------------------------
--- Converting existing columns
+-- Segments and Snowflake: converting existing columns
 --
 -- convert_to_snowflake() and convert_to_segment() switch a bigint column fed
 -- by a sequence (bigserial, DEFAULT nextval(...), GENERATED ... AS IDENTITY)
@@ -632,15 +710,17 @@ COMMENT ON FUNCTION convert_to_segment(regclass, name, text) IS
 
 GRANT EXECUTE ON FUNCTION convert_to_segment(regclass, name, text) TO PUBLIC;
 
--- ---------------------------------------------------------------------------
--- Worker-id leases (the coordinator side)
+-- ===========================================================================
+-- 4. Lease coordinator
 --
--- Any server with CREATE EXTENSION idgen can be the coordinator.  Nodes'
--- lease workers call lease_acquire/lease_renew/lease_release over a session
--- that holds a session-level lock on its leased worker id, in a lock space
--- only these functions reach.  Nothing here is writable or callable by
--- ordinary users; node roles get EXECUTE on the three functions.
--- ---------------------------------------------------------------------------
+-- Worker-id leases, the coordinator side.  Any server with CREATE
+-- EXTENSION idgen can be the coordinator.  Nodes' lease workers call
+-- lease_acquire/lease_renew/lease_release over a session that holds a
+-- session-level lock on its leased worker id, in a lock space only these
+-- functions reach.  Nothing here is writable or callable by ordinary users:
+-- the tables are written only by the lease functions (SECURITY DEFINER), and
+-- node roles get EXECUTE on those three functions and nothing else.
+-- ===========================================================================
 
 -- The Snowflake layout the coordinator's nodes use (one row).
 CREATE TABLE lease_layout (
@@ -652,6 +732,8 @@ CREATE TABLE lease_layout (
     epoch_ms       bigint NOT NULL,
     recorded_at    timestamptz NOT NULL DEFAULT now()
 );
+
+REVOKE ALL ON lease_layout FROM PUBLIC;
 
 -- The current holding of each worker id ever leased.
 CREATE TABLE leases (
@@ -668,6 +750,8 @@ CREATE TABLE leases (
     start_floor_ms bigint NOT NULL DEFAULT 0 -- the floor the current holding started above
 );
 
+REVOKE ALL ON leases FROM PUBLIC;
+
 -- One row per holding, for audits (idgen.audit_leases()).
 CREATE TABLE lease_history (
     worker_id     integer NOT NULL,
@@ -679,6 +763,8 @@ CREATE TABLE lease_history (
     released_at   timestamptz,
     PRIMARY KEY (worker_id, generation)
 );
+
+REVOKE ALL ON lease_history FROM PUBLIC;
 
 -- None of the three is marked for pg_dump (pg_extension_config_dump): they
 -- are the live state of this server as a coordinator (and its audit trail),
@@ -698,6 +784,8 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION _lease_lock(integer) IS
 'Internal: take this session''s lock on a leased worker id without waiting';
 
+REVOKE EXECUTE ON FUNCTION _lease_lock(integer) FROM PUBLIC;
+
 CREATE FUNCTION _lease_unlock()
 RETURNS void
 AS 'MODULE_PATHNAME', 'idgen_lease_unlock'
@@ -705,6 +793,8 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION _lease_unlock() IS
 'Internal: release this session''s worker-id lock';
+
+REVOKE EXECUTE ON FUNCTION _lease_unlock() FROM PUBLIC;
 
 CREATE FUNCTION _lease_acquisition_lock()
 RETURNS void
@@ -714,6 +804,8 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION _lease_acquisition_lock() IS
 'Internal: serialise worker-id acquisitions, waiting at most lock_timeout';
 
+REVOKE EXECUTE ON FUNCTION _lease_acquisition_lock() FROM PUBLIC;
+
 CREATE FUNCTION _lease_acquisition_unlock()
 RETURNS void
 AS 'MODULE_PATHNAME', 'idgen_lease_acquisition_unlock'
@@ -721,6 +813,8 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION _lease_acquisition_unlock() IS
 'Internal: release the acquisition lock before the transaction ends';
+
+REVOKE EXECUTE ON FUNCTION _lease_acquisition_unlock() FROM PUBLIC;
 
 CREATE FUNCTION _lease_check_caller()
 RETURNS void
@@ -730,8 +824,7 @@ LANGUAGE C STABLE PARALLEL UNSAFE;
 COMMENT ON FUNCTION _lease_check_caller() IS
 'Internal: refuse a lease call made in a security-restricted operation (another role''s code)';
 
-REVOKE EXECUTE ON FUNCTION _lease_lock(integer), _lease_unlock(), _lease_acquisition_lock(),
-    _lease_acquisition_unlock(), _lease_check_caller() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION _lease_check_caller() FROM PUBLIC;
 
 -- Take the lock on a worker id for a holding the caller has just shown to
 -- be its own (holder identity and role, under the row's lock).  Another
@@ -1052,6 +1145,10 @@ COMMENT ON FUNCTION lease_acquire(text, integer, integer, integer, integer, inte
                                   integer, integer, integer, integer, bigint) IS
 'Coordinator side, called by nodes'' lease workers: lease a free (or the static) worker id';
 
+REVOKE EXECUTE ON FUNCTION
+    lease_acquire(text, integer, integer, integer, integer, integer, bigint,
+                  integer, integer, integer, integer, bigint) FROM PUBLIC;
+
 -- O(1) in the number of holders: one statement that updates the holding
 -- and its history row by primary key, and a lookup in this session's own
 -- lock table (the pg_locks scan of _lease_take_lock runs only when the
@@ -1118,6 +1215,8 @@ $$;
 COMMENT ON FUNCTION lease_renew(integer, bigint, text, integer, bigint) IS
 'Coordinator side: extend a lease and record its time horizon';
 
+REVOKE EXECUTE ON FUNCTION lease_renew(integer, bigint, text, integer, bigint) FROM PUBLIC;
+
 CREATE FUNCTION lease_release(p_worker_id integer, p_generation bigint, p_holder text,
                               p_time_floor_ms bigint)
 RETURNS void
@@ -1153,17 +1252,20 @@ $$;
 COMMENT ON FUNCTION lease_release(integer, bigint, text, bigint) IS
 'Coordinator side: give a lease back at clean shutdown with the floor actually reached';
 
--- Only the roles nodes connect as: superusers, or roles the DBA grants
--- EXECUTE on these three functions (and nothing on the tables).
-REVOKE EXECUTE ON FUNCTION
-    lease_acquire(text, integer, integer, integer, integer, integer, bigint,
-                  integer, integer, integer, integer, bigint),
-    lease_renew(integer, bigint, text, integer, bigint),
-    lease_release(integer, bigint, text, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION lease_release(integer, bigint, text, bigint) FROM PUBLIC;
 
--- ---------------------------------------------------------------------------
--- Uniqueness probe and audits
--- ---------------------------------------------------------------------------
+-- ===========================================================================
+-- 5. Probes and audits
+--
+-- Uniqueness probes: registered bigint or uuid columns are checked for
+-- duplicate IDs, each run as its table's owner.  Audits: overlapping lease
+-- holdings and overlapping segment grants, from the records of groups 3 and 4.
+-- For the DBA: probe_register/probe_unregister (for the caller's own tables,
+-- through their SECURITY DEFINER twins) and the audits (SECURITY DEFINER) are
+-- delegated by granting EXECUTE on them; nobody is granted DML on probes.
+-- probe_run() and the internal helpers are for superusers only; probe_status
+-- is for everyone.
+-- ===========================================================================
 
 -- Registered probes and their results (they persist across restarts).
 -- Written only by probe_register/probe_unregister (SECURITY DEFINER) and
@@ -1191,6 +1293,8 @@ CREATE TABLE probes (
     PRIMARY KEY (tbl, col)
 );
 
+REVOKE ALL ON probes FROM PUBLIC;
+
 SELECT pg_catalog.pg_extension_config_dump('probes', '');
 
 -- probe_register and probe_unregister (src/probe.c, not SECURITY DEFINER)
@@ -1207,12 +1311,16 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION probe_register(regclass, name, interval) IS
 'Register a uniqueness probe on a bigint (Snowflake/segment) or uuid (UUIDv7) column of a table the caller owns';
 
+REVOKE EXECUTE ON FUNCTION probe_register(regclass, name, interval) FROM PUBLIC;
+
 CREATE FUNCTION probe_unregister(tbl regclass, col name)
 RETURNS void
 AS 'MODULE_PATHNAME', 'idgen_probe_as_caller'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION probe_unregister(regclass, name) IS 'Remove a uniqueness probe on a table the caller owns';
+
+REVOKE EXECUTE ON FUNCTION probe_unregister(regclass, name) FROM PUBLIC;
 
 CREATE FUNCTION _probe_register(caller regrole, tbl regclass, col name, "window" interval)
 RETURNS void
@@ -1309,6 +1417,8 @@ $$;
 COMMENT ON FUNCTION _probe_register(regrole, regclass, name, interval) IS
 'Internal: probe_register() for the role that called it';
 
+REVOKE EXECUTE ON FUNCTION _probe_register(regrole, regclass, name, interval) FROM PUBLIC;
+
 CREATE FUNCTION _probe_unregister(caller regrole, tbl regclass, col name)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -1331,6 +1441,8 @@ $$;
 
 COMMENT ON FUNCTION _probe_unregister(regrole, regclass, name) IS
 'Internal: probe_unregister() for the role that called it';
+
+REVOKE EXECUTE ON FUNCTION _probe_unregister(regrole, regclass, name) FROM PUBLIC;
 
 -- The lower bound of a probe's scan, as a literal of the column's type.
 -- PARALLEL UNSAFE: its exception block is a subtransaction.
@@ -1358,6 +1470,8 @@ $$;
 
 COMMENT ON FUNCTION _probe_lower_bound(probes) IS 'Internal: the lower bound of a probe''s scan';
 
+REVOKE EXECUTE ON FUNCTION _probe_lower_bound(probes) FROM PUBLIC;
+
 -- One probe's scan (src/probe.c): re-checks the table, then counts as the
 -- table's owner inside a security-restricted operation.
 CREATE FUNCTION _probe_scan(tbl regclass, col name, kind text, owner regrole,
@@ -1371,6 +1485,8 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION _probe_scan(regclass, name, text, regrole, text, int8range[]) IS
 'Internal: one probe''s scan, as the table''s owner in a security-restricted operation';
+
+REVOKE EXECUTE ON FUNCTION _probe_scan(regclass, name, text, regrole, text, int8range[]) FROM PUBLIC;
 
 -- Not SECURITY DEFINER: for superusers (and the probe worker).  Each probe
 -- runs as its table's owner (_probe_scan); a probe that is refused or fails
@@ -1444,6 +1560,8 @@ $$;
 COMMENT ON FUNCTION probe_run() IS
 'Run every registered uniqueness probe now, each as its table''s owner; duplicates are logged at WARNING and counted';
 
+REVOKE EXECUTE ON FUNCTION probe_run() FROM PUBLIC;
+
 -- A segment probe's high-water mark is the largest value in its column:
 -- shown only to roles that may read the column (as pg_stats does).
 CREATE VIEW probe_status AS
@@ -1459,6 +1577,8 @@ LEFT JOIN pg_catalog.pg_attribute a
 
 COMMENT ON VIEW probe_status IS
 'Uniqueness probes: the last run of each, the duplicates found so far and why the last run failed';
+
+GRANT SELECT ON probe_status TO PUBLIC;
 
 CREATE FUNCTION audit_leases()
 RETURNS TABLE(worker_id integer, holder_a text, generation_a bigint,
@@ -1484,6 +1604,8 @@ $$;
 COMMENT ON FUNCTION audit_leases() IS
 'Holdings of one worker id that overlap in time, from the lease records';
 
+REVOKE EXECUTE ON FUNCTION audit_leases() FROM PUBLIC;
+
 CREATE FUNCTION audit_segments()
 RETURNS TABLE(tag text, event_a bigint, range_a int8range, node_a text,
               event_b bigint, range_b int8range, node_b text)
@@ -1504,9 +1626,16 @@ $$;
 COMMENT ON FUNCTION audit_segments() IS
 'Granted segment ranges of one tag that overlap, from the outbox';
 
--- ---------------------------------------------------------------------------
--- Monitoring
--- ---------------------------------------------------------------------------
+REVOKE EXECUTE ON FUNCTION audit_segments() FROM PUBLIC;
+
+-- ===========================================================================
+-- 6. Monitoring
+--
+-- The stats view (counters in the shape monitoring exporters scrape, the
+-- probes' included) and the status view (this server's worker id, lease,
+-- time floor and clock), each over a function of the same name.  For
+-- everyone.
+-- ===========================================================================
 
 CREATE FUNCTION stats(OUT metric text,
                       OUT labels jsonb,
@@ -1516,6 +1645,10 @@ CREATE FUNCTION stats(OUT metric text,
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'idgen_stats'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION stats() IS 'Counters behind the idgen.stats view';
+
+GRANT EXECUTE ON FUNCTION stats() TO PUBLIC;
 
 CREATE VIEW stats AS
 SELECT metric, labels, value, scope, help FROM stats()
@@ -1534,6 +1667,8 @@ FROM probes p;
 
 COMMENT ON VIEW stats IS
 'idgen counters, one row per metric and label set, in the shape monitoring exporters scrape';
+
+GRANT SELECT ON stats TO PUBLIC;
 
 CREATE FUNCTION status(OUT worker_id int,
                        OUT lease_state text,
@@ -1555,49 +1690,13 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'idgen_status'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
+COMMENT ON FUNCTION status() IS 'One row of operational state behind the idgen.status view';
+
+GRANT EXECUTE ON FUNCTION status() TO PUBLIC;
+
 CREATE VIEW status AS SELECT * FROM status();
 
 COMMENT ON VIEW status IS
 'Operational state of this server: worker id and its lease, time floor, clock discipline';
 
-COMMENT ON FUNCTION stats() IS 'Counters behind the idgen.stats view';
-COMMENT ON FUNCTION status() IS 'One row of operational state behind the idgen.status view';
-COMMENT ON FUNCTION segment_buffers() IS 'Ranges this server has buffered per segment tag (behind idgen.segments)';
-COMMENT ON FUNCTION _segment_forget(text) IS 'Internal: forget a dropped tag''s buffered ranges';
-
--- ---------------------------------------------------------------------------
--- Privileges: generators and read-only views for everyone.
--- ---------------------------------------------------------------------------
-
-GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.uuidv7(), uuidv7(timestamptz), uuidv7_min(timestamptz), uuidv7_time(uuid),
-    snowflake_next(), snowflake_decode(bigint), snowflake_min(timestamptz),
-    bit_budget(), stats(), status() TO PUBLIC;
-GRANT SELECT ON stats, status TO PUBLIC;
-
--- Segments: numbers only for roles the DBA grants; tags managed by
--- superusers or roles granted segment_create/segment_drop.
-REVOKE ALL ON segment_alloc, segment_events FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION segment_next(text), segment_next(text, integer),
-    _segment_forget(text), _current_timeline(),
-    segment_create(text, bigint, integer), segment_drop(text),
-    segment_buffers() FROM PUBLIC;
-GRANT SELECT ON segments TO PUBLIC;
-GRANT EXECUTE ON FUNCTION segment_buffers() TO PUBLIC;
-
--- Probes and audits: for the DBA.  probe_register/probe_unregister (for
--- the caller's own tables, through their SECURITY DEFINER twins) and the
--- audits (SECURITY DEFINER): granting EXECUTE on them delegates them;
--- nobody is granted DML on probes.
--- probe_run() and the internal helpers are for superusers only.
-REVOKE ALL ON probes FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION probe_register(regclass, name, interval),
-    probe_unregister(regclass, name), _probe_register(regrole, regclass, name, interval),
-    _probe_unregister(regrole, regclass, name), probe_run(), _probe_lower_bound(probes),
-    _probe_scan(regclass, name, text, regrole, text, int8range[]),
-    audit_leases(), audit_segments() FROM PUBLIC;
-GRANT SELECT ON probe_status TO PUBLIC;
-
--- Lease tables: written only by the lease functions (SECURITY DEFINER);
--- the lease functions' own privileges are next to them.
-REVOKE ALL ON lease_layout, leases, lease_history FROM PUBLIC;
+GRANT SELECT ON status TO PUBLIC;
