@@ -55,9 +55,9 @@
 #include "bgw.h"
 #include "clock.h"
 #include "coordinator.h"
+#include "floor.h"
 #include "guc.h"
 #include "idgen.h"
-#include "timefloor.h"
 
 static PGconn *coordinator_conn = NULL;
 static CoordinatorCall *notice_call = NULL;	/* the remote call under way, if any */

@@ -22,13 +22,13 @@
 #include "utils/guc.h"
 
 #include "bgw.h"
+#include "floor.h"
 #include "guc.h"
 #include "idgen.h"
 #include "segment.h"
 #include "shmem.h"
 #include "snowflake.h"
 #include "stats.h"
-#include "timefloor.h"
 
 PG_MODULE_MAGIC;
 
@@ -45,7 +45,7 @@ _PG_init(void)
 	idgen_define_gucs();
 	MarkGUCPrefixReserved("idgen");
 
-	snowflake_check_layout();
+	idgen_snowflake_check_layout();
 	idgen_floor_register_rmgr();
 	idgen_shmem_install_hooks();
 	segment_install_hooks();

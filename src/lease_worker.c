@@ -42,12 +42,11 @@
 #include "clock.h"
 #include "coordinator.h"
 #include "errcodes.h"
+#include "floor.h"
 #include "guc.h"
 #include "idgen.h"
 #include "lease.h"
 #include "random.h"
-#include "snowflake.h"
-#include "timefloor.h"
 
 static char holder_identity[256];	/* system id/host:port */
 
@@ -97,7 +96,7 @@ lease_renew(CoordinatorCall *call)
 		return false;
 
 	held_horizon_ms = Max(horizon_ms, held_horizon_ms);
-	lease_publish_held(held_worker_id, held_generation,
+	idgen_lease_publish_held(held_worker_id, held_generation,
 					   call->nfields > 0 && call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
 					   started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * IDGEN_NS_PER_S,
 					   held_horizon_ms,
@@ -116,7 +115,7 @@ lease_acquire(CoordinatorCall *call)
 	int32		capacity;
 	int64		previous_floor_ms;
 
-	snowflake_current_layout(&layout);
+	idgen_layout_current(&layout);
 	params[0] = holder_identity;
 	params[1] = psprintf("%d", MyProcPid);
 	params[2] = psprintf("%d", layout.timestamp_bits);
@@ -132,7 +131,7 @@ lease_acquire(CoordinatorCall *call)
 	 * what this data directory can have issued (replayed after a crash; no
 	 * permission is published now, so the fenced floor covers every ID)
 	 */
-	params[11] = psprintf("%lld", (long long) snowflake_fence_floor());
+	params[11] = psprintf("%lld", (long long) idgen_floor_fence());
 
 	idgen_coordinator_call("SELECT worker_id, generation, expires_at, previous_floor_ms, in_use, capacity"
 			   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
@@ -185,7 +184,7 @@ lease_acquire(CoordinatorCall *call)
 	 * ever carries this id before a horizon covering it is durable on the
 	 * coordinator.
 	 */
-	snowflake_raise_for_holding(previous_floor_ms);
+	idgen_floor_raise_for_holding(previous_floor_ms);
 	if (!lease_renew(&renew))
 	{
 		*call = renew;
@@ -200,7 +199,7 @@ lease_acquire(CoordinatorCall *call)
  * next holder (often this node after a restart) need not wait for the
  * horizon.  Calls that read the permission before the withdrawal may still
  * be on their way, one of them perhaps in the middle of raising the floor
- * to the current time: snowflake_fence_floor() waits for such a raise and
+ * to the current time: idgen_floor_fence() waits for such a raise and
  * returns a floor that no ID under the withdrawn permission can exceed.
  */
 static void
@@ -214,8 +213,8 @@ lease_release_at_exit(int code, Datum arg)
 		return;
 	if (idgen_coordinator_local())
 		AbortOutOfAnyTransaction();
-	lease_withdraw(LEASE_ACQUIRING, "released at shutdown");
-	floor_ms = Max(snowflake_fence_floor(), held_previous_floor_ms);
+	idgen_lease_withdraw(LEASE_ACQUIRING, "released at shutdown");
+	floor_ms = Max(idgen_floor_fence(), held_previous_floor_ms);
 	floor_ms = Min(floor_ms, Max(held_horizon_ms, held_previous_floor_ms));
 	params[0] = psprintf("%d", held_worker_id);
 	params[1] = psprintf("%lld", (long long) held_generation);
@@ -263,7 +262,7 @@ idgen_lease_worker_main(Datum main_arg)
 			 (unsigned long long) GetSystemIdentifier(), host, PostPortNumber);
 
 	before_shmem_exit(lease_release_at_exit, (Datum) 0);
-	lease_set_state(LEASE_ACQUIRING, NULL);
+	idgen_lease_set_state(LEASE_ACQUIRING, NULL);
 
 	/* what one round allocates (call parameters and results) is freed after it */
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "idgen lease worker",
@@ -283,7 +282,7 @@ idgen_lease_worker_main(Datum main_arg)
 					(errmsg("idgen lease worker: ignoring a cancel request; the worker keeps its lease"),
 					 errhint("To make the worker give its lease back, terminate it (pg_terminate_backend) or stop the server.")));
 
-		lease_snapshot(&snap);
+		idgen_lease_snapshot(&snap);
 		if (snap.state == LEASE_HELD || snap.state == LEASE_FAIL_STATIC ||
 			snap.state == LEASE_EXPIRED)
 		{
@@ -292,7 +291,7 @@ idgen_lease_worker_main(Datum main_arg)
 				ereport(WARNING,
 						(errmsg("idgen: worker id lease %d expired on this node; Snowflake IDs are refused until it is renewed",
 								held_worker_id)));
-				lease_withdraw(LEASE_EXPIRED, NULL);
+				idgen_lease_withdraw(LEASE_EXPIRED, NULL);
 				snap.state = LEASE_EXPIRED;
 			}
 			if (now >= next_renew_ns || snap.state != LEASE_HELD)
@@ -308,7 +307,7 @@ idgen_lease_worker_main(Datum main_arg)
 				{
 					ereport(WARNING,
 							(errmsg("idgen: lost the lease of worker id %d: %s", held_worker_id, call.message)));
-					lease_withdraw(idgen_worker_id >= 0 ? LEASE_CONFLICT : LEASE_ACQUIRING, call.message);
+					idgen_lease_withdraw(idgen_worker_id >= 0 ? LEASE_CONFLICT : LEASE_ACQUIRING, call.message);
 					held_generation = 0;
 					failures++;
 				}
@@ -319,9 +318,9 @@ idgen_lease_worker_main(Datum main_arg)
 								(errmsg("idgen: could not renew the worker id lease; issuing fail-static for at most %lld ms: %s",
 										(long long) snap.deadline_in_ms, call.message)));
 					if (snap.state != LEASE_EXPIRED)
-						lease_set_state(LEASE_FAIL_STATIC, call.message);
+						idgen_lease_set_state(LEASE_FAIL_STATIC, call.message);
 					else
-						lease_set_state(LEASE_EXPIRED, call.message);
+						idgen_lease_set_state(LEASE_EXPIRED, call.message);
 					failures++;
 				}
 			}
@@ -341,9 +340,9 @@ idgen_lease_worker_main(Datum main_arg)
 					call.sqlerrcode == ERRCODE_IDGEN_LAYOUT_CHANGED)
 					st = LEASE_CONFLICT;
 				if (held_generation != 0)
-					lease_withdraw(st, call.message);
+					idgen_lease_withdraw(st, call.message);
 				else
-					lease_set_state(st, call.message);
+					idgen_lease_set_state(st, call.message);
 				held_generation = 0;
 				if (failures == 0 || st != snap.state)
 					ereport(st == LEASE_CONFLICT ? WARNING : LOG,
@@ -353,7 +352,7 @@ idgen_lease_worker_main(Datum main_arg)
 			}
 		}
 
-		lease_snapshot(&snap);
+		idgen_lease_snapshot(&snap);
 		if (failures > 0)
 			sleep_ms = lease_backoff_ms(failures);
 		else

@@ -117,7 +117,7 @@ static uint64 backend_last_position = 0;
 static uint64 backend_last_clock_position = 0;
 
 Size
-uuidv7_shmem_size(void)
+idgen_uuidv7_shmem_size(void)
 {
 	return sizeof(Uuidv7SharedState);
 }
@@ -175,7 +175,7 @@ uuidv7_read_saved_position(void)
 
 /* Called with AddinShmemInitLock held. */
 void
-uuidv7_shmem_init(void)
+idgen_uuidv7_shmem_init(void)
 {
 	bool		found;
 
