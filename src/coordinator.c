@@ -113,7 +113,7 @@ coordinator_session_limits(CoordinatorLimit *limits)
 {
 	int			ttl_ms = idgen_lease_ttl_s * 1000;
 	int			call_ms = coordinator_call_timeout_ms();
-	CoordinatorLimit	all[COORDINATOR_NLIMITS] = {
+	CoordinatorLimit all[COORDINATOR_NLIMITS] = {
 		{"statement_timeout", call_ms * 4 / 5, false},
 		{"lock_timeout", call_ms / 2, false},
 		{"idle_in_transaction_session_timeout", call_ms, false},
@@ -131,7 +131,7 @@ coordinator_session_limits(CoordinatorLimit *limits)
 static int
 coordinator_limit(const char *name)
 {
-	CoordinatorLimit	limits[COORDINATOR_NLIMITS];
+	CoordinatorLimit limits[COORDINATOR_NLIMITS];
 	int			i;
 
 	coordinator_session_limits(limits);
@@ -145,7 +145,7 @@ coordinator_limit(const char *name)
 /* ---------- talking to the coordinator ---------- */
 
 static void coordinator_remote_exec(const char *sql, int nparams, const char *const *params,
-							  CoordinatorCall *call);
+									CoordinatorCall *call);
 
 void
 idgen_coordinator_close(void)
@@ -295,7 +295,7 @@ coordinator_connect(CoordinatorCall *call)
 		if (poll == PGRES_POLLING_FAILED)
 			goto fail;
 		if (!coordinator_wait_socket(poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE
-							   : WL_SOCKET_WRITEABLE, deadline))
+									 : WL_SOCKET_WRITEABLE, deadline))
 		{
 			snprintf(call->message, sizeof(call->message),
 					 "timed out connecting to the coordinator");
@@ -308,7 +308,7 @@ coordinator_connect(CoordinatorCall *call)
 
 fail:
 	coordinator_set_message(call, "could not connect to the coordinator: ",
-					  coordinator_conn ? PQerrorMessage(coordinator_conn) : "out of memory");
+							coordinator_conn ? PQerrorMessage(coordinator_conn) : "out of memory");
 	idgen_coordinator_close();
 	return false;
 }
@@ -321,7 +321,7 @@ fail:
 static void
 coordinator_setup_remote_session(CoordinatorCall *call)
 {
-	CoordinatorLimit	limits[COORDINATOR_NLIMITS];
+	CoordinatorLimit limits[COORDINATOR_NLIMITS];
 	StringInfoData sql;
 	int			i;
 
@@ -408,13 +408,13 @@ coordinator_remote_exec(const char *sql, int nparams, const char *const *params,
 			call->sqlerrcode = MAKE_SQLSTATE(state[0], state[1], state[2],
 											 state[3], state[4]);
 		coordinator_set_message(call, "", psprintf("%s%s%s", msg ? msg : PQresultErrorMessage(last),
-											detail ? " " : "", detail ? detail : ""));
+												   detail ? " " : "", detail ? detail : ""));
 	}
 	else if (call->warning[0] != '\0')
 	{
 		call->sqlerrcode = ERRCODE_QUERY_CANCELED;
 		coordinator_set_message(call, "synchronous standbys did not confirm the lease update; the coordinator warned: ",
-						  call->warning);
+								call->warning);
 	}
 	else
 	{

@@ -240,7 +240,7 @@ idgen_lease_snapshot_effective(LeaseSnapshot *snap)
 
 void
 idgen_lease_publish_held(int32 worker_id, int64 generation, TimestampTz expires_at,
-				   int64 deadline_ns, int64 horizon_ms, int32 in_use, int32 capacity)
+						 int64 deadline_ns, int64 horizon_ms, int32 in_use, int32 capacity)
 {
 	SpinLockAcquire(&lease_shared->mutex);
 	lease_shared->state = LEASE_HELD;

@@ -149,8 +149,8 @@ extern const char *idgen_lease_state_name(LeaseState state);
 
 /* Updates from the lease worker */
 extern void idgen_lease_publish_held(int32 worker_id, int64 generation,
-							   TimestampTz expires_at, int64 deadline_ns,
-							   int64 horizon_ms, int32 in_use, int32 capacity);
+									 TimestampTz expires_at, int64 deadline_ns,
+									 int64 horizon_ms, int32 in_use, int32 capacity);
 extern void idgen_lease_set_state(LeaseState state, const char *error);
 extern void idgen_lease_withdraw(LeaseState state, const char *error);
 

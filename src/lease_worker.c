@@ -17,11 +17,13 @@
  * until its deadline (lease.c), while the worker retries with capped
  * exponential backoff and jitter.  At the deadline the node stops issuing
  * (expired) and tries to renew, or failing that to acquire a lease again.
- * On acquisition the node's Snowflake state is raised above the id's
- * previous holder's recorded time floor before the id is published.
+ * On acquisition the id's previous holders' recorded time floor is counted
+ * as issued (floor.c) before the id is published, so Snowflake IDs under
+ * it start above everything they issued.
  *
  * The file reads in the order of the worker's life: what it holds, the
- * three lease calls (acquire, renew, release at exit), and the main loop.
+ * lease calls (renew; acquire, which ends with a first renewal; release at
+ * exit), and the main loop.
  *
  *-------------------------------------------------------------------------
  */
@@ -91,17 +93,17 @@ lease_renew(CoordinatorCall *call)
 	params[3] = psprintf("%d", idgen_lease_ttl_s);
 	params[4] = psprintf("%lld", (long long) Max(horizon_ms, held_horizon_ms));
 	idgen_coordinator_call("SELECT expires_at, in_use FROM idgen.lease_renew($1::int, $2::bigint, $3, $4::int, $5::bigint)",
-			   5, (const char *const *) params, call);
+						   5, (const char *const *) params, call);
 	if (!call->ok)
 		return false;
 
 	held_horizon_ms = Max(horizon_ms, held_horizon_ms);
 	idgen_lease_publish_held(held_worker_id, held_generation,
-					   call->nfields > 0 && call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
-					   started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * IDGEN_NS_PER_S,
-					   held_horizon_ms,
-					   call->nfields > 1 && call->fields[1] ? pg_strtoint32(call->fields[1]) : held_in_use,
-					   -1);
+							 call->nfields > 0 && call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
+							 started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * IDGEN_NS_PER_S,
+							 held_horizon_ms,
+							 call->nfields > 1 && call->fields[1] ? pg_strtoint32(call->fields[1]) : held_in_use,
+							 -1);
 	return true;
 }
 
@@ -110,7 +112,7 @@ lease_acquire(CoordinatorCall *call)
 {
 	IdgenLayout layout;
 	char	   *params[12];
-	CoordinatorCall	renew;
+	CoordinatorCall renew;
 	int32		in_use;
 	int32		capacity;
 	int64		previous_floor_ms;
@@ -134,9 +136,9 @@ lease_acquire(CoordinatorCall *call)
 	params[11] = psprintf("%lld", (long long) idgen_floor_fence());
 
 	idgen_coordinator_call("SELECT worker_id, generation, expires_at, previous_floor_ms, in_use, capacity"
-			   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
-			   " $7::bigint, $8::int, $9::int, $10::int, $11::int, $12::bigint)",
-			   12, (const char *const *) params, call);
+						   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
+						   " $7::bigint, $8::int, $9::int, $10::int, $11::int, $12::bigint)",
+						   12, (const char *const *) params, call);
 	if (!call->ok && call->sqlerrcode == ERRCODE_UNDEFINED_FUNCTION)
 	{
 		/*
@@ -153,9 +155,9 @@ lease_acquire(CoordinatorCall *call)
 		if (!call->ok)
 			return false;
 		idgen_coordinator_call("SELECT worker_id, generation, expires_at, previous_floor_ms, in_use, capacity"
-				   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
-				   " $7::bigint, $8::int, $9::int, $10::int, $11::int)",
-				   11, (const char *const *) params, call);
+							   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
+							   " $7::bigint, $8::int, $9::int, $10::int, $11::int)",
+							   11, (const char *const *) params, call);
 	}
 	if (!call->ok || call->nfields < 6)
 		return false;
@@ -205,7 +207,7 @@ lease_acquire(CoordinatorCall *call)
 static void
 lease_release_at_exit(int code, Datum arg)
 {
-	CoordinatorCall	call;
+	CoordinatorCall call;
 	char	   *params[4];
 	int64		floor_ms;
 
@@ -221,7 +223,7 @@ lease_release_at_exit(int code, Datum arg)
 	params[2] = holder_identity;
 	params[3] = psprintf("%lld", (long long) floor_ms);
 	idgen_coordinator_call("SELECT idgen.lease_release($1::int, $2::bigint, $3, $4::bigint)",
-			   4, (const char *const *) params, &call);
+						   4, (const char *const *) params, &call);
 	idgen_coordinator_close();
 }
 
@@ -270,7 +272,7 @@ idgen_lease_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		CoordinatorCall	call;
+		CoordinatorCall call;
 		LeaseSnapshot snap;
 		long		sleep_ms;
 		int64		now = idgen_monotonic_ns();
