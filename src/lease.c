@@ -26,8 +26,9 @@
  * Locking: the permission is two copies of atomics and a version (lease.h),
  * written only by the lease worker (and once at start-up); the fields of
  * LeaseShared are protected by its mutex.  This file calls nothing in the
- * Snowflake code: the lease worker raises the Snowflake state before it
- * publishes a permission and fences the floor after it withdraws one.
+ * Snowflake or floor code: the lease worker has the floor (floor.c) count
+ * the id's previous holders' time as issued before it publishes a
+ * permission, and fences the floor after it withdraws one.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,13 +40,16 @@
 #include "utils/timestamp.h"
 
 #include "clock.h"
+#include "errcodes.h"
 #include "guc.h"
+#include "idgen.h"
 #include "lease.h"
 #include "stats.h"
 
 typedef struct LeaseShared
 {
-	IdgenPermissionShared permission;	/* see lease.h */
+	IdgenPermissionShared permission;	/* atomics; the lease worker writes
+										 * it (lease.h) */
 	bool		lease_mode;		/* set at start-up, read-only */
 
 	slock_t		mutex;			/* protects the fields below */
@@ -93,14 +97,14 @@ idgen_lease_mode(void)
 }
 
 Size
-lease_shmem_size(void)
+idgen_lease_shmem_size(void)
 {
 	return sizeof(LeaseShared);
 }
 
 /* Called with AddinShmemInitLock held. */
 void
-lease_shmem_init(void)
+idgen_lease_shmem_init(void)
 {
 	bool		found;
 	int			i;
@@ -130,7 +134,7 @@ lease_shmem_init(void)
 }
 
 const char *
-lease_state_name(LeaseState state)
+idgen_lease_state_name(LeaseState state)
 {
 	switch (state)
 	{
@@ -159,31 +163,31 @@ idgen_permission_refuse(const IdgenPermission *perm)
 {
 	LeaseSnapshot snap;
 
-	lease_snapshot_effective(&snap);
+	idgen_lease_snapshot_effective(&snap);
 	idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_WORKER);
 	if (perm->worker_id == IDGEN_NO_WORKER && snap.state != LEASE_EXPIRED)
 		ereport(ERROR,
-				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
+				(errcode(ERRCODE_IDGEN_NO_WORKER_ID),
 				 errmsg("refusing to generate Snowflake IDs: no worker id lease is held"),
-				 errdetail("The lease state is \"%s\"%s%s.", lease_state_name(snap.state),
+				 errdetail("The lease state is \"%s\"%s%s.", idgen_lease_state_name(snap.state),
 						   snap.last_error[0] ? "; last error: " : "", snap.last_error),
 				 errhint("Check idgen.status and that the coordinator (idgen.coordinator) is reachable. idgen.uuidv7() does not need a lease.")));
 	if (perm->worker_id == IDGEN_NO_WORKER || perm->deadline_ns <= idgen_monotonic_ns())
 		ereport(ERROR,
-				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
+				(errcode(ERRCODE_IDGEN_NO_WORKER_ID),
 				 errmsg("refusing to generate Snowflake IDs: the worker id lease has expired"),
 				 errdetail("The lease of worker id %d could not be renewed before this node's deadline; the coordinator may hand the id to another node.%s%s",
 						   snap.worker_id, snap.last_error[0] ? " Last error: " : "", snap.last_error),
 				 errhint("Check that the coordinator (idgen.coordinator) is reachable; IDs resume once the lease is renewed or a new one is held.")));
 	ereport(ERROR,
-			(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
+			(errcode(ERRCODE_IDGEN_NO_WORKER_ID),
 			 errmsg("refusing to generate Snowflake IDs: the clock is past the lease's time horizon"),
 			 errdetail("IDs under this lease may carry times up to the horizon recorded on the coordinator at the last renewal."),
 			 errhint("This resolves at the next renewal; if it persists, check the coordinator and this server's clock.")));
 }
 
 void
-lease_snapshot(LeaseSnapshot *snap)
+idgen_lease_snapshot(LeaseSnapshot *snap)
 {
 	IdgenPermission perm;
 	int64		deadline;
@@ -209,7 +213,7 @@ lease_snapshot(LeaseSnapshot *snap)
 	deadline = perm.deadline_ns;
 	snap->deadline_in_ms = deadline == 0 ? -1 :
 		deadline == IDGEN_PERMANENT ? PG_INT64_MAX :
-		(deadline - idgen_monotonic_ns()) / 1000000;
+		(deadline - idgen_monotonic_ns()) / IDGEN_NS_PER_MS;
 }
 
 /*
@@ -219,9 +223,9 @@ lease_snapshot(LeaseSnapshot *snap)
  * the deadline is closer than a renewal period plus a second would leave.
  */
 void
-lease_snapshot_effective(LeaseSnapshot *snap)
+idgen_lease_snapshot_effective(LeaseSnapshot *snap)
 {
-	lease_snapshot(snap);
+	idgen_lease_snapshot(snap);
 	if (snap->state == LEASE_HELD || snap->state == LEASE_FAIL_STATIC)
 	{
 		int64		fresh_ms = ((int64) idgen_lease_ttl_s - Max(1, idgen_lease_ttl_s / 10)) * 1000;
@@ -235,8 +239,8 @@ lease_snapshot_effective(LeaseSnapshot *snap)
 }
 
 void
-lease_publish_held(int32 worker_id, int64 generation, TimestampTz expires_at,
-				   int64 deadline_ns, int64 horizon_ms, int32 in_use, int32 capacity)
+idgen_lease_publish_held(int32 worker_id, int64 generation, TimestampTz expires_at,
+						 int64 deadline_ns, int64 horizon_ms, int32 in_use, int32 capacity)
 {
 	SpinLockAcquire(&lease_shared->mutex);
 	lease_shared->state = LEASE_HELD;
@@ -254,7 +258,7 @@ lease_publish_held(int32 worker_id, int64 generation, TimestampTz expires_at,
 }
 
 void
-lease_set_state(LeaseState state, const char *error)
+idgen_lease_set_state(LeaseState state, const char *error)
 {
 	SpinLockAcquire(&lease_shared->mutex);
 	lease_shared->state = state;
@@ -266,11 +270,11 @@ lease_set_state(LeaseState state, const char *error)
 /*
  * Stop issuing under the lease at once (lost, released or expired).  Calls
  * that read the permission before this may still be on their way; see
- * snowflake_fence_floor() for what they can reach.
+ * idgen_floor_fence() for what they can reach.
  */
 void
-lease_withdraw(LeaseState state, const char *error)
+idgen_lease_withdraw(LeaseState state, const char *error)
 {
 	permission_write(IDGEN_NO_WORKER, 0, 0, 0);
-	lease_set_state(state, error);
+	idgen_lease_set_state(state, error);
 }

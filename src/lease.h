@@ -30,7 +30,7 @@
  * withdrawn meanwhile, and the call starts over with the new one.  Raises
  * of the time floor re-check the version under IDGEN_LWLOCK_FLOOR, so once
  * a withdrawal has been followed by one pass through that lock
- * (snowflake_fence_floor()), no ID under the withdrawn permission carries
+ * (idgen_floor_fence()), no ID under the withdrawn permission carries
  * a time above the floor.
  */
 typedef struct IdgenPermissionCopy
@@ -124,19 +124,11 @@ typedef enum LeaseState
 	LEASE_CONFLICT				/* static id held elsewhere, lease lost, or layout refused */
 } LeaseState;
 
-/* snowflake_next() without a permission: no worker id */
-#define IDGEN_ERRCODE_NO_WORKER_ID	MAKE_SQLSTATE('I','G','0','0','5')
-
-/* SQLSTATEs raised by the coordinator's lease functions */
-#define IDGEN_SQLSTATE_LAYOUT		"IG006"
-#define IDGEN_SQLSTATE_CONFLICT		"IG007"
-#define IDGEN_SQLSTATE_EXHAUSTED	"IG008"
-
 /* True when this server leases its worker id (decided at start-up). */
 extern bool idgen_lease_mode(void);
 
-extern Size lease_shmem_size(void);
-extern void lease_shmem_init(void);
+extern Size idgen_lease_shmem_size(void);
+extern void idgen_lease_shmem_init(void);
 
 /* For idgen.status and idgen.bit_budget() */
 typedef struct LeaseSnapshot
@@ -151,19 +143,18 @@ typedef struct LeaseSnapshot
 	char		last_error[256];
 } LeaseSnapshot;
 
-extern void lease_snapshot(LeaseSnapshot *snap);
-extern void lease_snapshot_effective(LeaseSnapshot *snap);
-extern const char *lease_state_name(LeaseState state);
+extern void idgen_lease_snapshot(LeaseSnapshot *snap);
+extern void idgen_lease_snapshot_effective(LeaseSnapshot *snap);
+extern const char *idgen_lease_state_name(LeaseState state);
 
 /* Updates from the lease worker */
-extern void lease_publish_held(int32 worker_id, int64 generation,
-							   TimestampTz expires_at, int64 deadline_ns,
-							   int64 horizon_ms, int32 in_use, int32 capacity);
-extern void lease_set_state(LeaseState state, const char *error);
-extern void lease_withdraw(LeaseState state, const char *error);
+extern void idgen_lease_publish_held(int32 worker_id, int64 generation,
+									 TimestampTz expires_at, int64 deadline_ns,
+									 int64 horizon_ms, int32 in_use, int32 capacity);
+extern void idgen_lease_set_state(LeaseState state, const char *error);
+extern void idgen_lease_withdraw(LeaseState state, const char *error);
 
-/* lease_worker.c */
-extern void idgen_register_lease_worker(void);
+/* lease_worker.c (started by name: bgw.c) */
 extern PGDLLEXPORT void idgen_lease_worker_main(Datum main_arg);
 
 #endif							/* IDGEN_LEASE_H */

@@ -3,33 +3,34 @@
  * shmem.c
  *	  The one place that sizes and initialises idgen's shared memory.
  *
- * Each module owns a struct of its own (uuidv7.c, snowflake.c, stats.c, ...)
- * and exposes a size function and an init function; this file adds the
- * sizes up in shmem_request_hook and calls the init functions from
- * shmem_startup_hook, under AddinShmemInitLock, chaining to any hooks that
- * were installed before ours.
+ * Each module owns a struct of its own (uuidv7.c, floor.c, snowflake.c,
+ * lease.c, segment.c, stats.c) and exposes a size function and an init
+ * function; this file adds the sizes up in shmem_request_hook and calls the
+ * init functions from shmem_startup_hook, under AddinShmemInitLock,
+ * chaining to any hooks that were installed before ours.  The floor is
+ * initialised before Snowflake, whose state word starts at the floor.
  *
- * Locking protocol (each module's struct repeats what applies to it):
- *	- Hot-path state (the UUIDv7 and Snowflake state words, the counters) is
- *	  held in 64-bit atomics and updated by compare-and-swap or fetch-add;
- *	  no lock is ever taken to issue an ID.
+ * Locking protocol, in short (each module's file has its own in full, and
+ * each struct field says what protects it):
+ *	- Structures are initialised once, in the postmaster (or a standalone
+ *	  backend), under AddinShmemInitLock; nothing is taken after that.
+ *	- Hot-path state (the UUIDv7 and Snowflake state words, the counters,
+ *	  the permission to issue Snowflake IDs) is held in 64-bit atomics,
+ *	  updated by compare-and-swap or fetch-add, or (the permission, lease.h)
+ *	  published as two copies and a version; no lock is taken to issue an ID.
+ *	- The durable Snowflake time floor (floor.c) is raised only by the
+ *	  holder of the "idgen" tranche's IDGEN_LWLOCK_FLOOR, held across the
+ *	  floor's WAL flush, fsync and wait for synchronous standbys (at most
+ *	  idgen.sync_standby_timeout); the value is an atomic that readers load
+ *	  without the lock, published only once durable.  Other backends sleep
+ *	  on a condition variable, never in an uninterruptible LWLock wait; only
+ *	  the lease worker waits for the lock itself (idgen_floor_fence()).
+ *	- The lease state shown in idgen.status is under lease.c's spinlock.
  *	- Segment tags live in a shared hash table: IDGEN_LWLOCK_SEGMENT_HASH
  *	  shared to look a tag up, exclusive to add or remove one; each tag's
  *	  buffers have a spinlock of their own for range switches, and numbers
  *	  are handed out by fetch-add without any lock (segment.h).
- *	- The durable Snowflake time floor is raised only by a process holding
- *	  the "idgen" LWLock tranche's IDGEN_LWLOCK_FLOOR in exclusive mode; the
- *	  value itself is an atomic that readers load without the lock, and it is
- *	  published only after it is durable.
- *	- Structures are initialised once, in the postmaster (or a standalone
- *	  backend), under AddinShmemInitLock; nothing is taken after that.
- *	- No lock is held while waiting for the clock.  The floor LWLock is held
- *	  across the floor's WAL flush, fsync and wait for synchronous standbys
- *	  (at most idgen.sync_standby_timeout); other backends sleep on a
- *	  condition variable that the holder broadcasts when it lets go, never
- *	  in an uninterruptible LWLock wait.  Only the lease worker waits for
- *	  the lock itself, once, when it withdraws the permission to issue
- *	  (snowflake_fence_floor()).
+ *	- No lock is held while waiting for the clock.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,6 +42,7 @@
 #include "storage/shmem.h"
 
 #include "shmem.h"
+#include "floor.h"
 #include "lease.h"
 #include "segment.h"
 #include "snowflake.h"
@@ -56,10 +58,11 @@ idgen_shmem_size(void)
 	Size		size = 0;
 
 	size = add_size(size, idgen_stats_shmem_size());
-	size = add_size(size, uuidv7_shmem_size());
-	size = add_size(size, snowflake_shmem_size());
+	size = add_size(size, idgen_uuidv7_shmem_size());
+	size = add_size(size, idgen_floor_shmem_size());
+	size = add_size(size, idgen_snowflake_shmem_size());
 	size = add_size(size, segment_shmem_size());
-	size = add_size(size, lease_shmem_size());
+	size = add_size(size, idgen_lease_shmem_size());
 	return size;
 }
 
@@ -81,10 +84,11 @@ idgen_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	idgen_stats_shmem_init();
-	uuidv7_shmem_init();
-	snowflake_shmem_init();
+	idgen_uuidv7_shmem_init();
+	idgen_floor_shmem_init();	/* before Snowflake, which starts at its floor */
+	idgen_snowflake_shmem_init();
 	segment_shmem_init();
-	lease_shmem_init();
+	idgen_lease_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -59,13 +59,13 @@ idgen_status(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	snowflake_status(&worker_id, &last_ms, &floor_ms, &issued, &problem);
+	idgen_snowflake_status(&worker_id, &last_ms, &floor_ms, &issued, &problem);
 	idgen_clock_health(&health);
 
-	lease_snapshot_effective(&lease);
+	idgen_lease_snapshot_effective(&lease);
 
 	values[0] = Int32GetDatum(worker_id);
-	values[1] = CStringGetTextDatum(lease_state_name(lease.state));
+	values[1] = CStringGetTextDatum(idgen_lease_state_name(lease.state));
 	values[2] = TimestampTzGetDatum(lease.expires_at);
 	nulls[2] = (lease.state == LEASE_STATIC || lease.expires_at == 0);
 	values[3] = Int64GetDatum(lease.generation);

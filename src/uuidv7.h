@@ -10,8 +10,8 @@
 
 #include "utils/uuid.h"
 
-extern Size uuidv7_shmem_size(void);
-extern void uuidv7_shmem_init(void);
+extern Size idgen_uuidv7_shmem_size(void);
+extern void idgen_uuidv7_shmem_init(void);
 
 /* One UUIDv7, as idgen.uuidv7() issues it (pg_uuid_t: utils/uuid.h). */
 extern void idgen_uuidv7_generate(pg_uuid_t *uuid);
