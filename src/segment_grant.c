@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * segment_grant.c
- *	  The grant transaction the background worker runs for a segment tag.
+ *	  The grant transaction the segment worker (segment_worker.c) runs for
+ *	  a segment tag.
  *
  * One transaction per grant, never the caller's: a caller that rolls back
  * cannot return its range.  In it:
@@ -21,7 +22,7 @@
  *	   flushed), so every range would run out before the next one is
  *	   granted, for the first dozen grants.  So the step is also at least
  *	   what the rate at which this server hands out the tag's numbers
- *	   (measured by segment.c over the current range) uses in
+ *	   (measured by segment_worker.c over the current range) uses in
  *	   idgen.segment_min_range, within the same bounds: from the second
  *	   grant on, ranges last long enough for the prefetch to land.
  *	4. Take the range (from this primary's residue class when grants are
@@ -31,8 +32,8 @@
  *	   whatever the server's setting, so the commit returns only once the
  *	   grant is flushed locally and acknowledged by synchronous standbys.
  *	6. The range reaches shared memory once every standby that could be
- *	   promoted has flushed a fence at or above its end (segment.c holds
- *	   it back until then).
+ *	   promoted has flushed a fence at or above its end (segment_worker.c
+ *	   holds it back until then).
  *
  * The fence (segment_alloc.fence) is how far this primary may grant: every
  * grant raises it to the range's end plus a headroom of
@@ -149,8 +150,9 @@ numbers_in_burn_window(double rate)
  * (-1 and InvalidXLogRecPtr when unknown, e.g. after a restart).
  */
 void
-segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_lsn,
-					int64 confirmed_fence, double local_rate, SegmentGrant *grant)
+idgen_segment_grant_range(const char *tag, int64 known_fence,
+						  XLogRecPtr known_fence_lsn, int64 confirmed_fence,
+						  double local_rate, SegmentGrant *grant)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];

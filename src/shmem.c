@@ -58,7 +58,7 @@ idgen_shmem_size(void)
 	size = add_size(size, idgen_stats_shmem_size());
 	size = add_size(size, uuidv7_shmem_size());
 	size = add_size(size, snowflake_shmem_size());
-	size = add_size(size, segment_shmem_size());
+	size = add_size(size, idgen_segment_shmem_size());
 	size = add_size(size, lease_shmem_size());
 	return size;
 }
@@ -83,7 +83,7 @@ idgen_shmem_startup(void)
 	idgen_stats_shmem_init();
 	uuidv7_shmem_init();
 	snowflake_shmem_init();
-	segment_shmem_init();
+	idgen_segment_shmem_init();
 	lease_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
