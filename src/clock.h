@@ -12,6 +12,8 @@
 
 #include <time.h>
 
+#include "idgen.h"
+
 /* Wall-clock time: nanoseconds since the Unix epoch (CLOCK_REALTIME). */
 static inline int64
 idgen_realtime_ns(void)
@@ -19,7 +21,7 @@ idgen_realtime_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
+	return (int64) ts.tv_sec * IDGEN_NS_PER_S + ts.tv_nsec;
 }
 
 /*
@@ -32,7 +34,7 @@ idgen_monotonic_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
+	return (int64) ts.tv_sec * IDGEN_NS_PER_S + ts.tv_nsec;
 }
 
 /* The kernel's view of clock discipline, from adjtimex(2). */

@@ -7,9 +7,11 @@
  * first (the statistics callback that idgen.uuidv7() counts through); then,
  * only when loaded through shared_preload_libraries, the settings (all of
  * them are tied to shared state), the layout checks, the WAL resource
- * manager, the shared-memory hooks and the background worker.  Without preload, idgen.uuidv7()
- * works per backend and the functions that need shared memory refuse with
- * ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE and a hint naming the setting.
+ * manager, the shared-memory hooks and the background workers (bgw.c's
+ * registration table).  Without preload, idgen.uuidv7() works per backend
+ * and the functions that need shared memory refuse with
+ * ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE and a hint naming the setting
+ * (idgen_require_preload()).
  *
  *-------------------------------------------------------------------------
  */
@@ -19,15 +21,14 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "bgw.h"
 #include "guc.h"
 #include "idgen.h"
-#include "lease.h"
 #include "segment.h"
 #include "shmem.h"
 #include "snowflake.h"
 #include "stats.h"
 #include "timefloor.h"
-#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -56,6 +57,5 @@ _PG_init(void)
 	 */
 	if (IsBinaryUpgrade)
 		return;
-	idgen_register_worker();
-	idgen_register_lease_worker();
+	idgen_bgw_register_static();
 }

@@ -39,7 +39,9 @@
 #include "utils/timestamp.h"
 
 #include "clock.h"
+#include "errcodes.h"
 #include "guc.h"
+#include "idgen.h"
 #include "lease.h"
 #include "stats.h"
 
@@ -163,20 +165,20 @@ idgen_permission_refuse(const IdgenPermission *perm)
 	idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_WORKER);
 	if (perm->worker_id == IDGEN_NO_WORKER && snap.state != LEASE_EXPIRED)
 		ereport(ERROR,
-				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
+				(errcode(ERRCODE_IDGEN_NO_WORKER_ID),
 				 errmsg("refusing to generate Snowflake IDs: no worker id lease is held"),
 				 errdetail("The lease state is \"%s\"%s%s.", lease_state_name(snap.state),
 						   snap.last_error[0] ? "; last error: " : "", snap.last_error),
 				 errhint("Check idgen.status and that the coordinator (idgen.coordinator) is reachable. idgen.uuidv7() does not need a lease.")));
 	if (perm->worker_id == IDGEN_NO_WORKER || perm->deadline_ns <= idgen_monotonic_ns())
 		ereport(ERROR,
-				(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
+				(errcode(ERRCODE_IDGEN_NO_WORKER_ID),
 				 errmsg("refusing to generate Snowflake IDs: the worker id lease has expired"),
 				 errdetail("The lease of worker id %d could not be renewed before this node's deadline; the coordinator may hand the id to another node.%s%s",
 						   snap.worker_id, snap.last_error[0] ? " Last error: " : "", snap.last_error),
 				 errhint("Check that the coordinator (idgen.coordinator) is reachable; IDs resume once the lease is renewed or a new one is held.")));
 	ereport(ERROR,
-			(errcode(IDGEN_ERRCODE_NO_WORKER_ID),
+			(errcode(ERRCODE_IDGEN_NO_WORKER_ID),
 			 errmsg("refusing to generate Snowflake IDs: the clock is past the lease's time horizon"),
 			 errdetail("IDs under this lease may carry times up to the horizon recorded on the coordinator at the last renewal."),
 			 errhint("This resolves at the next renewal; if it persists, check the coordinator and this server's clock.")));
@@ -209,7 +211,7 @@ lease_snapshot(LeaseSnapshot *snap)
 	deadline = perm.deadline_ns;
 	snap->deadline_in_ms = deadline == 0 ? -1 :
 		deadline == IDGEN_PERMANENT ? PG_INT64_MAX :
-		(deadline - idgen_monotonic_ns()) / 1000000;
+		(deadline - idgen_monotonic_ns()) / IDGEN_NS_PER_MS;
 }
 
 /*

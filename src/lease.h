@@ -124,14 +124,6 @@ typedef enum LeaseState
 	LEASE_CONFLICT				/* static id held elsewhere, lease lost, or layout refused */
 } LeaseState;
 
-/* snowflake_next() without a permission: no worker id */
-#define IDGEN_ERRCODE_NO_WORKER_ID	MAKE_SQLSTATE('I','G','0','0','5')
-
-/* SQLSTATEs raised by the coordinator's lease functions */
-#define IDGEN_SQLSTATE_LAYOUT		"IG006"
-#define IDGEN_SQLSTATE_CONFLICT		"IG007"
-#define IDGEN_SQLSTATE_EXHAUSTED	"IG008"
-
 /* True when this server leases its worker id (decided at start-up). */
 extern bool idgen_lease_mode(void);
 
@@ -162,8 +154,7 @@ extern void lease_publish_held(int32 worker_id, int64 generation,
 extern void lease_set_state(LeaseState state, const char *error);
 extern void lease_withdraw(LeaseState state, const char *error);
 
-/* lease_worker.c */
-extern void idgen_register_lease_worker(void);
+/* lease_worker.c (started by name: bgw.c) */
 extern PGDLLEXPORT void idgen_lease_worker_main(Datum main_arg);
 
 #endif							/* IDGEN_LEASE_H */

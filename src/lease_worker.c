@@ -48,37 +48,33 @@
 #include "executor/spi.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
-#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "bgw.h"
 #include "clock.h"
+#include "errcodes.h"
 #include "guc.h"
+#include "idgen.h"
 #include "lease.h"
 #include "random.h"
 #include "snowflake.h"
 #include "timefloor.h"
 
 #define LEASE_MAX_FIELDS		8
-#define NS_PER_MS				INT64CONST(1000000)
-#define NS_PER_S				INT64CONST(1000000000)
 
 typedef struct LeaseCall
 {
 	bool		ok;
-	char		sqlstate[6];
+	int			sqlerrcode;		/* the failure's SQLSTATE (errcodes.h), or 0 */
 	char		message[512];
 	char		warning[256];	/* first WARNING the coordinator sent with it */
 	int			nfields;
@@ -101,24 +97,6 @@ static int64 held_generation = 0;
 static int64 held_horizon_ms = 0;
 static int64 held_previous_floor_ms = 0;	/* the id's floor when we took it */
 static int32 held_in_use = -1;	/* ids in use, as counted at acquisition */
-
-/*
- * pg_cancel_backend() on the worker.  PostgreSQL's handler would turn it
- * into an ERROR that, outside a call, ends the worker and gives its lease
- * back; a cancel must not cost the node its worker id.  It is logged and
- * otherwise ignored: every coordinator call has a timeout of its own.
- */
-static volatile sig_atomic_t cancel_requested = false;
-
-static void
-lease_worker_sigint(SIGNAL_ARGS)
-{
-	int			save_errno = errno;
-
-	cancel_requested = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
 
 static int
 lease_margin_s(void)
@@ -200,25 +178,6 @@ lease_limit(const char *name)
 	return 0;					/* keep compiler quiet */
 }
 
-void
-idgen_register_lease_worker(void)
-{
-	BackgroundWorker worker;
-
-	if (!idgen_leasing_configured())
-		return;					/* static worker id, no coordinator */
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 2;
-	strlcpy(worker.bgw_library_name, "idgen", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "idgen_lease_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "idgen lease worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "idgen lease worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-}
-
 /* ---------- talking to the coordinator ---------- */
 
 static void lease_remote_exec(const char *sql, int nparams, const char *const *params,
@@ -238,7 +197,7 @@ lease_wait_socket(int events, int64 deadline_ns)
 {
 	for (;;)
 	{
-		int64		remaining_ms = (deadline_ns - idgen_monotonic_ns()) / NS_PER_MS;
+		int64		remaining_ms = (deadline_ns - idgen_monotonic_ns()) / IDGEN_NS_PER_MS;
 		int			rc;
 
 		if (remaining_ms <= 0)
@@ -344,7 +303,7 @@ lease_connect(LeaseCall *call)
 		"keepalives", "keepalives_idle", "keepalives_interval",
 		"keepalives_count", "tcp_user_timeout", "dbname", NULL};
 	const char *values[9];
-	int64		deadline = idgen_monotonic_ns() + lease_call_timeout_ms() * NS_PER_MS;
+	int64		deadline = idgen_monotonic_ns() + lease_call_timeout_ms() * IDGEN_NS_PER_MS;
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
 
 	if (!coordinator_parses)
@@ -434,7 +393,7 @@ lease_setup_remote_session(LeaseCall *call)
 static void
 lease_remote_exec(const char *sql, int nparams, const char *const *params, LeaseCall *call)
 {
-	int64		deadline = idgen_monotonic_ns() + lease_call_timeout_ms() * NS_PER_MS;
+	int64		deadline = idgen_monotonic_ns() + lease_call_timeout_ms() * IDGEN_NS_PER_MS;
 	PGresult   *res;
 	PGresult   *last = NULL;
 
@@ -481,13 +440,15 @@ lease_remote_exec(const char *sql, int nparams, const char *const *params, Lease
 		const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
 		const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
 
-		strlcpy(call->sqlstate, state ? state : "", sizeof(call->sqlstate));
+		if (state && strlen(state) == 5)
+			call->sqlerrcode = MAKE_SQLSTATE(state[0], state[1], state[2],
+											 state[3], state[4]);
 		lease_set_message(call, "", psprintf("%s%s%s", msg ? msg : PQresultErrorMessage(last),
 											detail ? " " : "", detail ? detail : ""));
 	}
 	else if (call->warning[0] != '\0')
 	{
-		strlcpy(call->sqlstate, "57014", sizeof(call->sqlstate));	/* query_canceled */
+		call->sqlerrcode = ERRCODE_QUERY_CANCELED;
 		lease_set_message(call, "synchronous standbys did not confirm the lease update; the coordinator warned: ",
 						  call->warning);
 	}
@@ -522,7 +483,7 @@ lease_call_remote(const char *sql, int nparams, const char *const *params, Lease
 	 * it.
 	 */
 	if (coordinator_conn != NULL &&
-		now - coordinator_used_ns > lease_limit("idle_session_timeout") * 3 / 4 * NS_PER_MS)
+		now - coordinator_used_ns > lease_limit("idle_session_timeout") * 3 / 4 * IDGEN_NS_PER_MS)
 		lease_disconnect();
 	if (coordinator_conn == NULL || PQstatus(coordinator_conn) != CONNECTION_OK)
 	{
@@ -555,11 +516,88 @@ lease_disarm_statement_timeout(void)
 		QueryCancelPending = false;
 }
 
+/* One call in this worker's own session, for idgen_bgw_run_in_xact(). */
+typedef struct LeaseLocalCall
+{
+	const char *sql;
+	int			nparams;
+	const char *const *params;
+	LeaseCall  *call;
+	MemoryContext callcxt;		/* where the result fields go */
+	bool		wrote;			/* whether the call wrote (has an xid) */
+} LeaseLocalCall;
+
+static void
+lease_local_body(void *arg)
+{
+	LeaseLocalCall *local = (LeaseLocalCall *) arg;
+	LeaseCall  *call = local->call;
+	Oid			types[16];
+	Datum		values[16];
+	int			i;
+
+	for (i = 0; i < local->nparams; i++)
+	{
+		types[i] = TEXTOID;
+		values[i] = CStringGetTextDatum(local->params[i]);
+	}
+
+	/*
+	 * During process exit nothing can cancel a wait for synchronous
+	 * standbys (cancels are ignored then), so the one call made then, the
+	 * release, commits without one: it needs no confirmation, as a release
+	 * that a standby lacks leaves the lease there longer.
+	 */
+	if (proc_exit_inprogress)
+		(void) set_config_option("synchronous_commit", "local",
+								 PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	/* no client loop arms statement_timeout for a background worker */
+	if (StatementTimeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+	if (SPI_execute_with_args(local->sql, local->nparams, types, values, NULL, false, 1) < 0)
+		elog(ERROR, "idgen: lease statement failed");
+	if (SPI_processed > 0 && SPI_tuptable)
+	{
+		MemoryContext spicxt = MemoryContextSwitchTo(local->callcxt);
+
+		call->nfields = Min(SPI_tuptable->tupdesc->natts, LEASE_MAX_FIELDS);
+		for (i = 0; i < call->nfields; i++)
+			call->fields[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+		MemoryContextSwitchTo(spicxt);
+	}
+	local->wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
+}
+
+static void
+lease_local_after_commit(void *arg)
+{
+	LeaseLocalCall *local = (LeaseLocalCall *) arg;
+
+	lease_disarm_statement_timeout();
+
+	/*
+	 * The statement timeout may have cancelled the commit's wait for
+	 * synchronous standbys, which PostgreSQL turns into a WARNING: a lease
+	 * write counts only once they have it (see lease_remote_exec()).
+	 */
+	if (local->wrote && !proc_exit_inprogress)
+		idgen_require_sync_standby_ack(XactLastCommitEnd, "the lease update");
+}
+
 /* Run one statement in this worker's own session (local coordinator). */
 static void
 lease_call_local(const char *sql, int nparams, const char *const *params, LeaseCall *call)
 {
-	MemoryContext callcxt = CurrentMemoryContext;
+	LeaseLocalCall local;
+	ErrorData  *edata;
+
+	local.sql = sql;
+	local.nparams = nparams;
+	local.params = params;
+	local.call = call;
+	local.callcxt = CurrentMemoryContext;
+	local.wrote = false;
 
 	/*
 	 * Within the call a cancel cancels it (the call fails and is retried),
@@ -567,83 +605,20 @@ lease_call_local(const char *sql, int nparams, const char *const *params, LeaseC
 	 * and lock_timeout, which bound the call and its commit's wait for
 	 * synchronous standbys, arrive as a SIGINT to this process.
 	 */
-	pqsignal(SIGINT, StatementCancelHandler);
-	PG_TRY();
-	{
-		Oid			types[16];
-		Datum		values[16];
-		int			i;
-		bool		wrote;
-
-		for (i = 0; i < nparams; i++)
-		{
-			types[i] = TEXTOID;
-			values[i] = CStringGetTextDatum(params[i]);
-		}
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-
-		/*
-		 * During process exit nothing can cancel a wait for synchronous
-		 * standbys (cancels are ignored then), so the one call made then,
-		 * the release, commits without one: it needs no confirmation, as
-		 * a release that a standby lacks leaves the lease there longer.
-		 */
-		if (proc_exit_inprogress)
-			(void) set_config_option("synchronous_commit", "local",
-									 PGC_SUSET, PGC_S_SESSION,
-									 GUC_ACTION_LOCAL, true, 0, false);
-		/* no client loop arms statement_timeout for a background worker */
-		if (StatementTimeout > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_execute_with_args(sql, nparams, types, values, NULL, false, 1) < 0)
-			elog(ERROR, "idgen: lease statement failed");
-		if (SPI_processed > 0 && SPI_tuptable)
-		{
-			MemoryContext spicxt = MemoryContextSwitchTo(callcxt);
-
-			call->nfields = Min(SPI_tuptable->tupdesc->natts, LEASE_MAX_FIELDS);
-			for (i = 0; i < call->nfields; i++)
-				call->fields[i] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
-			MemoryContextSwitchTo(spicxt);
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
-		CommitTransactionCommand();
-		lease_disarm_statement_timeout();
-		MemoryContextSwitchTo(callcxt);	/* commit leaves us in TopMemoryContext */
-
-		/*
-		 * The statement timeout may have cancelled the commit's wait for
-		 * synchronous standbys, which PostgreSQL turns into a WARNING: a
-		 * lease write counts only once they have it (see
-		 * lease_remote_exec()).
-		 */
-		if (wrote && !proc_exit_inprogress)
-			idgen_require_sync_standby_ack(XactLastCommitEnd, "the lease update");
+	idgen_bgw_allow_cancel(true);
+	edata = idgen_bgw_run_in_xact(NULL, lease_local_body, lease_local_after_commit,
+								  &local);
+	lease_disarm_statement_timeout();
+	if (edata == NULL)
 		call->ok = true;
-	}
-	PG_CATCH();
+	else
 	{
-		ErrorData  *edata;
-
-		lease_disarm_statement_timeout();
-		MemoryContextSwitchTo(callcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		strlcpy(call->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(call->sqlstate));
+		call->sqlerrcode = edata->sqlerrcode;
 		snprintf(call->message, sizeof(call->message), "%s%s%s", edata->message,
 				 edata->detail ? " " : "", edata->detail ? edata->detail : "");
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
-	pqsignal(SIGINT, lease_worker_sigint);
-	QueryCancelPending = false; /* one that came after the call's last check */
-	pgstat_report_activity(STATE_IDLE, NULL);
+	idgen_bgw_allow_cancel(false);
 }
 
 static void
@@ -675,7 +650,7 @@ static bool
 lease_renew(LeaseCall *call)
 {
 	int64		started_ns = idgen_monotonic_ns();
-	int64		horizon_ms = idgen_realtime_ns() / NS_PER_MS + (int64) idgen_lease_ttl_s * 1000;
+	int64		horizon_ms = idgen_realtime_ns() / IDGEN_NS_PER_MS + (int64) idgen_lease_ttl_s * 1000;
 	char	   *params[5];
 
 	params[0] = psprintf("%d", held_worker_id);
@@ -691,7 +666,7 @@ lease_renew(LeaseCall *call)
 	held_horizon_ms = Max(horizon_ms, held_horizon_ms);
 	lease_publish_held(held_worker_id, held_generation,
 					   call->nfields > 0 && call->fields[0] ? parse_timestamptz(call->fields[0]) : 0,
-					   started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * NS_PER_S,
+					   started_ns + ((int64) idgen_lease_ttl_s - lease_margin_s()) * IDGEN_NS_PER_S,
 					   held_horizon_ms,
 					   call->nfields > 1 && call->fields[1] ? pg_strtoint32(call->fields[1]) : held_in_use,
 					   -1);
@@ -730,7 +705,7 @@ lease_acquire(LeaseCall *call)
 			   " FROM idgen.lease_acquire($1, $2::int, $3::int, $4::int, $5::int, $6::int,"
 			   " $7::bigint, $8::int, $9::int, $10::int, $11::int, $12::bigint)",
 			   12, (const char *const *) params, call);
-	if (!call->ok && strcmp(call->sqlstate, "42883") == 0)
+	if (!call->ok && call->sqlerrcode == ERRCODE_UNDEFINED_FUNCTION)
 	{
 		/*
 		 * The coordinator's idgen catalog is still 1.0: its lease functions
@@ -839,10 +814,13 @@ idgen_lease_worker_main(Datum main_arg)
 	char		host[128];
 	MemoryContext loop_cxt;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	pqsignal(SIGINT, lease_worker_sigint);
-	BackgroundWorkerUnblockSignals();
+	/*
+	 * pg_cancel_backend() on the worker is logged and otherwise ignored: a
+	 * cancel must not cost the node its worker id (PostgreSQL's handler
+	 * would end the worker, which gives its lease back), and every
+	 * coordinator call has a timeout of its own.
+	 */
+	idgen_bgw_setup_signals(true);
 
 	use_local = (idgen_coordinator[0] == '\0');
 	if (use_local)
@@ -850,7 +828,7 @@ idgen_lease_worker_main(Datum main_arg)
 		LeaseLimit	limits[LEASE_NLIMITS];
 		int			i;
 
-		BackgroundWorkerInitializeConnection(idgen_database, NULL, 0);
+		idgen_bgw_connect("idgen lease worker", idgen_database, InvalidOid);
 		/* nothing a user controls may resolve in this superuser session */
 		SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 		SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
@@ -862,10 +840,10 @@ idgen_lease_worker_main(Datum main_arg)
 	}
 	else
 	{
-		BackgroundWorkerInitializeConnection(NULL, NULL, 0);	/* for pg_stat_activity */
+		/* no database: only to be seen in pg_stat_activity */
+		idgen_bgw_connect("idgen lease worker", NULL, InvalidOid);
 		lease_parse_coordinator();
 	}
-	pgstat_report_appname("idgen lease worker");
 
 	if (gethostname(host, sizeof(host)) != 0)
 		strlcpy(host, "unknown", sizeof(host));
@@ -888,19 +866,10 @@ idgen_lease_worker_main(Datum main_arg)
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
-		CHECK_FOR_INTERRUPTS();
-		if (cancel_requested)
-		{
-			cancel_requested = false;
+		if (idgen_bgw_cancel_requested())
 			ereport(LOG,
 					(errmsg("idgen lease worker: ignoring a cancel request; the worker keeps its lease"),
 					 errhint("To make the worker give its lease back, terminate it (pg_terminate_backend) or stop the server.")));
-		}
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
 
 		lease_snapshot(&snap);
 		if (snap.state == LEASE_HELD || snap.state == LEASE_FAIL_STATIC ||
@@ -921,9 +890,9 @@ idgen_lease_worker_main(Datum main_arg)
 					if (snap.state != LEASE_HELD)
 						ereport(LOG, (errmsg("idgen lease worker: lease of worker id %d renewed", held_worker_id)));
 					failures = 0;
-					next_renew_ns = idgen_monotonic_ns() + (int64) idgen_lease_ttl_s * NS_PER_S / 3;
+					next_renew_ns = idgen_monotonic_ns() + (int64) idgen_lease_ttl_s * IDGEN_NS_PER_S / 3;
 				}
-				else if (strcmp(call.sqlstate, IDGEN_SQLSTATE_CONFLICT) == 0)
+				else if (call.sqlerrcode == ERRCODE_IDGEN_LEASE_CONFLICT)
 				{
 					ereport(WARNING,
 							(errmsg("idgen: lost the lease of worker id %d: %s", held_worker_id, call.message)));
@@ -950,14 +919,14 @@ idgen_lease_worker_main(Datum main_arg)
 			if (lease_acquire(&call))
 			{
 				failures = 0;
-				next_renew_ns = idgen_monotonic_ns() + (int64) idgen_lease_ttl_s * NS_PER_S / 3;
+				next_renew_ns = idgen_monotonic_ns() + (int64) idgen_lease_ttl_s * IDGEN_NS_PER_S / 3;
 			}
 			else
 			{
 				LeaseState	st = LEASE_ACQUIRING;
 
-				if (strcmp(call.sqlstate, IDGEN_SQLSTATE_CONFLICT) == 0 ||
-					strcmp(call.sqlstate, IDGEN_SQLSTATE_LAYOUT) == 0)
+				if (call.sqlerrcode == ERRCODE_IDGEN_LEASE_CONFLICT ||
+					call.sqlerrcode == ERRCODE_IDGEN_LAYOUT_CHANGED)
 					st = LEASE_CONFLICT;
 				if (held_generation != 0)
 					lease_withdraw(st, call.message);
@@ -976,13 +945,11 @@ idgen_lease_worker_main(Datum main_arg)
 		if (failures > 0)
 			sleep_ms = lease_backoff_ms(failures);
 		else
-			sleep_ms = (long) Max(10, (next_renew_ns - idgen_monotonic_ns()) / NS_PER_MS);
+			sleep_ms = (long) Max(10, (next_renew_ns - idgen_monotonic_ns()) / IDGEN_NS_PER_MS);
 		if ((snap.state == LEASE_FAIL_STATIC || snap.state == LEASE_HELD) &&
 			snap.deadline_in_ms >= 0)
 			sleep_ms = Min(sleep_ms, (long) snap.deadline_in_ms + 1);
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(sleep_ms, 1), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		idgen_bgw_nap(sleep_ms);
 	}
 }

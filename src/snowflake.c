@@ -84,6 +84,7 @@
 #include "utils/wait_event.h"
 
 #include "clock.h"
+#include "errcodes.h"
 #include "guc.h"
 #include "idgen.h"
 #include "lease.h"
@@ -91,9 +92,6 @@
 #include "snowflake.h"
 #include "stats.h"
 #include "timefloor.h"
-
-#define NS_PER_MS				INT64CONST(1000000)
-#define MS_PER_YEAR				(365.2425 * 86400.0 * 1000.0)
 
 typedef struct SnowflakeShared
 {
@@ -200,7 +198,7 @@ void
 snowflake_check_layout(void)
 {
 	int			sum = idgen_timestamp_bits + idgen_worker_bits + idgen_sequence_bits;
-	int64		now_ms = idgen_realtime_ns() / NS_PER_MS;
+	int64		now_ms = idgen_realtime_ns() / IDGEN_NS_PER_MS;
 	double		years_left;
 
 	if (sum != 63)
@@ -229,7 +227,7 @@ snowflake_check_layout(void)
 				 errhint("Choose an epoch in the past, such as the date the system first went live.")));
 
 	snowflake_derive_layout();
-	years_left = ((double) tick_start_ms(max_tick) + idgen_tick_ms - now_ms) / MS_PER_YEAR;
+	years_left = ((double) tick_start_ms(max_tick) + idgen_tick_ms - now_ms) / IDGEN_MS_PER_YEAR;
 	if (years_left < idgen_timestamp_warn_years)
 		ereport(WARNING,
 				(errmsg("Snowflake timestamp bits run out in %.1f years", Max(years_left, 0.0)),
@@ -469,7 +467,7 @@ snowflake_raise_floor(int64 needed_ms, bool must_wait,
 		if (!must_wait)
 			return;
 		deadline_ns = idgen_monotonic_ns() +
-			(int64) idgen_sync_standby_timeout_ms * NS_PER_MS;
+			(int64) idgen_sync_standby_timeout_ms * IDGEN_NS_PER_MS;
 		ConditionVariablePrepareToSleep(cv);
 		while (!LWLockConditionalAcquire(lock, LW_EXCLUSIVE))
 		{
@@ -480,12 +478,12 @@ snowflake_raise_floor(int64 needed_ms, bool must_wait,
 				ConditionVariableCancelSleep();
 				return;
 			}
-			remaining_ms = (deadline_ns - idgen_monotonic_ns()) / NS_PER_MS;
+			remaining_ms = (deadline_ns - idgen_monotonic_ns()) / IDGEN_NS_PER_MS;
 			if (remaining_ms <= 0)
 			{
 				ConditionVariableCancelSleep();
 				ereport(ERROR,
-						(errcode(IDGEN_ERRCODE_STANDBY_TIMEOUT),
+						(errcode(ERRCODE_IDGEN_STANDBY_TIMEOUT),
 						 errmsg("the Snowflake time floor was not raised within %d ms",
 								idgen_sync_standby_timeout_ms),
 						 errdetail("Another call was raising it and waiting for the synchronous standbys to confirm when idgen.sync_standby_timeout ran out."),
@@ -538,11 +536,9 @@ static void
 snowflake_require_shared(void)
 {
 	if (snowflake_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("idgen Snowflake IDs need idgen to be loaded via shared_preload_libraries"),
-				 errdetail("Snowflake state lives in shared memory, which only a preloaded library can allocate."),
-				 errhint("Add idgen to shared_preload_libraries in postgresql.conf and restart the server. idgen.uuidv7() works without it.")));
+		idgen_require_preload("Snowflake IDs",
+							  "Snowflake state lives in shared memory, which only a preloaded library can allocate.",
+							  "idgen.uuidv7() works without it.");
 }
 
 static void
@@ -550,7 +546,7 @@ snowflake_check_clock_sync(void)
 {
 	int64		now = idgen_monotonic_ns();
 
-	if (cached_health_at_ns == 0 || now - cached_health_at_ns > INT64CONST(1000000000))
+	if (cached_health_at_ns == 0 || now - cached_health_at_ns > IDGEN_NS_PER_S)
 	{
 		idgen_clock_health(&cached_health);
 		cached_health_at_ns = now;
@@ -559,7 +555,7 @@ snowflake_check_clock_sync(void)
 	{
 		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_UNSYNC);
 		ereport(ERROR,
-				(errcode(IDGEN_ERRCODE_CLOCK_UNSYNCHRONISED),
+				(errcode(ERRCODE_IDGEN_CLOCK_UNSYNCHRONISED),
 				 errmsg("refusing to generate Snowflake IDs: the system clock is %s",
 						cached_health.leap_in_progress ? "inserting a leap second" : "not synchronised"),
 				 errdetail("The kernel reports clock state \"%s\" with an estimated error of %lld us, and idgen.require_clock_sync is on.",
@@ -584,8 +580,8 @@ snowflake_clock_behind(uint64 last_tick, int64 now_ms)
 	if (!from_floor)
 		idgen_count_event(IDGEN_C_SNOWFLAKE_CLOCK_STEP_BACK);
 	if (behind_ms <= idgen_max_clock_wait_ms &&
-		idgen_wait_for_realtime(resume_ms * NS_PER_MS,
-								(int64) idgen_max_clock_wait_ms * NS_PER_MS))
+		idgen_wait_for_realtime(resume_ms * IDGEN_NS_PER_MS,
+								(int64) idgen_max_clock_wait_ms * IDGEN_NS_PER_MS))
 	{
 		idgen_count_event(IDGEN_C_SNOWFLAKE_WAIT_CLOCK);
 		return;
@@ -595,7 +591,7 @@ snowflake_clock_behind(uint64 last_tick, int64 now_ms)
 	{
 		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_FLOOR);
 		ereport(ERROR,
-				(errcode(IDGEN_ERRCODE_TIME_FLOOR),
+				(errcode(ERRCODE_IDGEN_TIME_FLOOR),
 				 errmsg("refusing to generate Snowflake IDs: the clock is behind the durable time floor"),
 				 errdetail("The clock is %lld ms behind %s, the highest time that may already have been issued with this worker id (by this server before it restarted, or by the id's previous lease holder).",
 						   (long long) behind_ms,
@@ -605,7 +601,7 @@ snowflake_clock_behind(uint64 last_tick, int64 now_ms)
 
 	idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_CLOCK);
 	ereport(ERROR,
-			(errcode(IDGEN_ERRCODE_CLOCK_BEHIND),
+			(errcode(ERRCODE_IDGEN_CLOCK_BEHIND),
 			 errmsg("refusing to generate Snowflake IDs: the clock moved backwards"),
 			 errdetail("The clock is %lld ms behind the last issued ID's time %s, more than idgen.max_clock_wait (%d ms).",
 					   (long long) behind_ms,
@@ -632,7 +628,7 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 		pg_read_barrier();		/* pairs with snowflake_mark_unusable() */
 		idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_LAYOUT);
 		ereport(ERROR,
-				(errcode(IDGEN_ERRCODE_LAYOUT_CHANGED),
+				(errcode(ERRCODE_IDGEN_LAYOUT_CHANGED),
 				 errmsg("refusing to generate Snowflake IDs: %s", sf->unusable_summary),
 				 errdetail_internal("%s", sf->unusable_reason),
 				 errhint("%s", sf->unusable_hint)));
@@ -664,7 +660,7 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 		if (unlikely(perm.worker_id == IDGEN_NO_WORKER))
 			idgen_permission_refuse(&perm);
 		last = pg_atomic_read_u64(&sf->last_issued);
-		now_ms = idgen_realtime_ns() / NS_PER_MS;
+		now_ms = idgen_realtime_ns() / IDGEN_NS_PER_MS;
 		last_tick = last >> sequence_shift;
 
 		if (unlikely(now_ms < idgen_epoch_ms))
@@ -683,8 +679,8 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 			if ((last & sequence_mask) == sequence_mask)
 			{
 				idgen_count_event(IDGEN_C_SNOWFLAKE_WAIT_SEQUENCE);
-				(void) idgen_wait_for_realtime(tick_start_ms(last_tick + 1) * NS_PER_MS,
-											   (int64) (idgen_tick_ms + idgen_max_clock_wait_ms) * NS_PER_MS);
+				(void) idgen_wait_for_realtime(tick_start_ms(last_tick + 1) * IDGEN_NS_PER_MS,
+											   (int64) (idgen_tick_ms + idgen_max_clock_wait_ms) * IDGEN_NS_PER_MS);
 				continue;
 			}
 			next = last + 1;
@@ -700,7 +696,7 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 		{
 			idgen_count_event(IDGEN_C_SNOWFLAKE_REFUSE_EXHAUSTED);
 			ereport(ERROR,
-					(errcode(IDGEN_ERRCODE_TIMESTAMP_EXHAUSTED),
+					(errcode(ERRCODE_IDGEN_TIMESTAMP_EXHAUSTED),
 					 errmsg("refusing to generate Snowflake IDs: the timestamp bits are exhausted"),
 					 errdetail("%d timestamp bits of %d ms from the epoch %s ran out at %s.",
 							   idgen_timestamp_bits, idgen_tick_ms, idgen_epoch_string,
@@ -829,7 +825,7 @@ idgen_bit_budget(PG_FUNCTION_ARGS)
 	Datum		values[10];
 	bool		nulls[10] = {false};
 	Interval   *tick = palloc0(sizeof(Interval));
-	int64		now_ms = idgen_realtime_ns() / NS_PER_MS;
+	int64		now_ms = idgen_realtime_ns() / IDGEN_NS_PER_MS;
 	double		end_ms;
 
 	snowflake_require_shared();
@@ -846,7 +842,7 @@ idgen_bit_budget(PG_FUNCTION_ARGS)
 	values[3] = TimestampTzGetDatum(idgen_unix_us_to_timestamptz(idgen_epoch_ms * 1000));
 	values[4] = IntervalPGetDatum(tick);
 	values[5] = TimestampTzGetDatum(tick_to_timestamptz(max_tick + 1));
-	values[6] = Float8GetDatum((end_ms - (double) now_ms) / MS_PER_YEAR);
+	values[6] = Float8GetDatum((end_ms - (double) now_ms) / IDGEN_MS_PER_YEAR);
 	values[7] = Int64GetDatum((int64) ((sequence_mask + 1) * 1000 / idgen_tick_ms));
 	values[8] = Int64GetDatum(INT64CONST(1) << idgen_worker_bits);
 	if (idgen_lease_mode())

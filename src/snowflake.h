@@ -11,14 +11,6 @@
 
 #include "timefloor.h"
 
-/* SQLSTATEs of idgen's own refusals: class IG. */
-#define IDGEN_ERRCODE_CLOCK_BEHIND			MAKE_SQLSTATE('I','G','0','0','1')
-#define IDGEN_ERRCODE_TIME_FLOOR			MAKE_SQLSTATE('I','G','0','0','2')
-#define IDGEN_ERRCODE_CLOCK_UNSYNCHRONISED	MAKE_SQLSTATE('I','G','0','0','3')
-#define IDGEN_ERRCODE_TIMESTAMP_EXHAUSTED	MAKE_SQLSTATE('I','G','0','0','4')
-/* IG005 (no worker id) is in lease.h, IG009 (standby wait) in timefloor.h */
-#define IDGEN_ERRCODE_LAYOUT_CHANGED		MAKE_SQLSTATE('I','G','0','0','6')
-
 extern Size snowflake_shmem_size(void);
 extern void snowflake_shmem_init(void);
 extern void snowflake_check_layout(void);

@@ -26,9 +26,6 @@
  */
 #include "postgres.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xloginsert.h"
@@ -36,40 +33,24 @@
 #include "access/rmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "port/pg_crc32c.h"
 #include "replication/syncrep.h"
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
-#include "storage/fd.h"
 #include "utils/wait_event.h"
 
 #include "clock.h"
+#include "errcodes.h"
 #include "guc.h"
+#include "idgen.h"
 #include "snowflake.h"
+#include "statefile.h"
 #include "timefloor.h"
 
-#define IDGEN_FLOOR_TEMP_FILE	IDGEN_FLOOR_FILE ".tmp"
-
-static uint32
-floor_record_crc(const IdgenFloorRecord *rec)
-{
-	pg_crc32c	crc;
-
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, rec, offsetof(IdgenFloorRecord, crc));
-	FIN_CRC32C(crc);
-	return crc;
-}
-
-static bool
-floor_record_valid(const IdgenFloorRecord *rec)
-{
-	return rec->magic == IDGEN_FLOOR_MAGIC &&
-		rec->version == IDGEN_FLOOR_VERSION &&
-		rec->crc == floor_record_crc(rec);
-}
+/* The record is a state record (statefile.h): magic and version first, CRC last. */
+StaticAssertDecl(offsetof(IdgenFloorRecord, crc) + sizeof(uint32) == sizeof(IdgenFloorRecord),
+				 "the floor record's CRC must be its last field");
 
 bool
 idgen_layout_equal(const IdgenLayout *a, const IdgenLayout *b)
@@ -93,64 +74,25 @@ idgen_layout_describe(const IdgenLayout *layout)
 IdgenFloorReadResult
 idgen_floor_read_file(IdgenFloorRecord *rec)
 {
-	int			fd;
-	ssize_t		got;
-
-	fd = OpenTransientFile(IDGEN_FLOOR_FILE, O_RDONLY | PG_BINARY);
-	if (fd < 0)
+	switch (idgen_statefile_read(IDGEN_FLOOR_FILE, rec, sizeof(*rec),
+								 IDGEN_FLOOR_MAGIC, IDGEN_FLOOR_VERSION, ERROR, NULL))
 	{
-		if (errno == ENOENT)
+		case IDGEN_STATE_ABSENT:
 			return IDGEN_FLOOR_ABSENT;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", IDGEN_FLOOR_FILE)));
+		case IDGEN_STATE_OK:
+			return IDGEN_FLOOR_OK;
+		case IDGEN_STATE_CORRUPT:
+			break;
 	}
-	got = read(fd, rec, sizeof(*rec));
-	if (got < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read file \"%s\": %m", IDGEN_FLOOR_FILE)));
-	CloseTransientFile(fd);
-
-	if (got != sizeof(*rec) || !floor_record_valid(rec))
-		return IDGEN_FLOOR_CORRUPT;
-	return IDGEN_FLOOR_OK;
+	return IDGEN_FLOOR_CORRUPT;
 }
 
-/* Write the file durably; rec->crc is filled in. */
+/* Write the file durably; rec's magic, version and crc are filled in. */
 void
 idgen_floor_write_file(IdgenFloorRecord *rec)
 {
-	int			fd;
-
-	rec->magic = IDGEN_FLOOR_MAGIC;
-	rec->version = IDGEN_FLOOR_VERSION;
-	rec->crc = floor_record_crc(rec);
-
-	fd = OpenTransientFile(IDGEN_FLOOR_TEMP_FILE,
-						   O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", IDGEN_FLOOR_TEMP_FILE)));
-	errno = 0;
-	if (write(fd, rec, sizeof(*rec)) != sizeof(*rec))
-	{
-		if (errno == 0)
-			errno = ENOSPC;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", IDGEN_FLOOR_TEMP_FILE)));
-	}
-	if (pg_fsync(fd) != 0)
-		ereport(data_sync_elevel(ERROR),
-				(errcode_for_file_access(),
-				 errmsg("could not fsync file \"%s\": %m", IDGEN_FLOOR_TEMP_FILE)));
-	if (CloseTransientFile(fd) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not close file \"%s\": %m", IDGEN_FLOOR_TEMP_FILE)));
-	(void) durable_rename(IDGEN_FLOOR_TEMP_FILE, IDGEN_FLOOR_FILE, ERROR);
+	(void) idgen_statefile_write(IDGEN_FLOOR_FILE, rec, sizeof(*rec),
+								 IDGEN_FLOOR_MAGIC, IDGEN_FLOOR_VERSION, ERROR);
 }
 
 /*
@@ -201,7 +143,7 @@ wait_for_sync_standbys(XLogRecPtr lsn, const char *what, bool must)
 	start_ns = idgen_monotonic_ns();
 	while (!sync_standbys_confirmed(lsn))
 	{
-		int64		waited_ms = (idgen_monotonic_ns() - start_ns) / INT64CONST(1000000);
+		int64		waited_ms = (idgen_monotonic_ns() - start_ns) / IDGEN_NS_PER_MS;
 
 		if (ProcDiePending || QueryCancelPending)
 		{
@@ -217,7 +159,7 @@ wait_for_sync_standbys(XLogRecPtr lsn, const char *what, bool must)
 			return false;
 		if (waited_ms >= idgen_sync_standby_timeout_ms)
 			ereport(ERROR,
-					(errcode(IDGEN_ERRCODE_STANDBY_TIMEOUT),
+					(errcode(ERRCODE_IDGEN_STANDBY_TIMEOUT),
 					 errmsg("synchronous standbys did not confirm %s within %d ms", what,
 							idgen_sync_standby_timeout_ms),
 					 errdetail("The standbys named in synchronous_standby_names had not flushed WAL up to %X/%X when idgen.sync_standby_timeout ran out.",
@@ -252,9 +194,7 @@ idgen_floor_log_and_flush(IdgenFloorRecord *rec, bool must_confirm)
 {
 	XLogRecPtr	lsn;
 
-	rec->magic = IDGEN_FLOOR_MAGIC;
-	rec->version = IDGEN_FLOOR_VERSION;
-	rec->crc = floor_record_crc(rec);
+	idgen_statefile_seal(rec, sizeof(*rec), IDGEN_FLOOR_MAGIC, IDGEN_FLOOR_VERSION);
 
 	XLogBeginInsert();
 	XLogRegisterData((char *) rec, sizeof(*rec));

@@ -11,9 +11,6 @@
 
 #include "access/xlogdefs.h"
 
-/* Synchronous standbys did not confirm within idgen.sync_standby_timeout */
-#define IDGEN_ERRCODE_STANDBY_TIMEOUT	MAKE_SQLSTATE('I','G','0','0','9')
-
 /* File in the data directory holding the floor and the layout. */
 #define IDGEN_FLOOR_FILE		"idgen_snowflake.state"
 

@@ -57,7 +57,6 @@
 #include "port/pg_bswap.h"
 #include "port/atomics.h"
 #include "miscadmin.h"
-#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
@@ -65,6 +64,7 @@
 
 #include "idgen.h"
 #include "random.h"
+#include "statefile.h"
 #include "stats.h"
 #include "uuidv7.h"
 
@@ -89,9 +89,26 @@ typedef struct Uuidv7SharedState
 
 static Uuidv7SharedState *uuidv7_shared = NULL;
 
-/* Where a clean shutdown leaves the last position (in the data directory). */
+/*
+ * Where a clean shutdown leaves the last position (in the data directory),
+ * as a state record (statefile.h).  Libraries before 1.1 wrote the bare
+ * 8-byte position; that is still read, once, after an upgrade.
+ */
 #define IDGEN_UUIDV7_FILE		"idgen_uuidv7.state"
-#define IDGEN_UUIDV7_TEMP_FILE	IDGEN_UUIDV7_FILE ".tmp"
+#define IDGEN_UUIDV7_MAGIC		0x49444755	/* "IDGU" */
+#define IDGEN_UUIDV7_VERSION	1
+
+typedef struct Uuidv7StateRecord
+{
+	uint32		magic;
+	uint32		version;
+	uint64		position;
+	uint32		reserved;		/* zero; keeps crc the last field */
+	uint32		crc;
+} Uuidv7StateRecord;
+
+StaticAssertDecl(offsetof(Uuidv7StateRecord, crc) + sizeof(uint32) == sizeof(Uuidv7StateRecord),
+				 "the UUIDv7 state record's CRC must be its last field");
 
 /* Per-backend position, used when the library is not preloaded. */
 static uint64 backend_last_position = 0;
@@ -105,25 +122,55 @@ uuidv7_shmem_size(void)
 	return sizeof(Uuidv7SharedState);
 }
 
-/* At clean postmaster shutdown, save the last position for the next start. */
+/*
+ * At clean postmaster shutdown, save the last position for the next start.
+ * Best effort, at LOG: this runs in the postmaster's shmem-exit callbacks,
+ * where an ERROR cannot be handled, and a position that is not saved only
+ * means the next start continues from the clock, as after a crash.
+ */
 static void
 uuidv7_shmem_exit(int code, Datum arg)
 {
-	uint64		position;
-	FILE	   *file;
+	Uuidv7StateRecord rec;
 
 	if (code != 0 || uuidv7_shared == NULL)
 		return;
-	position = pg_atomic_read_u64(&uuidv7_shared->last_position);
-	file = AllocateFile(IDGEN_UUIDV7_TEMP_FILE, PG_BINARY_W);
-	if (file == NULL)
-		return;
-	if (fwrite(&position, sizeof(position), 1, file) != 1 || FreeFile(file) != 0)
+	memset(&rec, 0, sizeof(rec));
+	rec.position = pg_atomic_read_u64(&uuidv7_shared->last_position);
+	(void) idgen_statefile_write(IDGEN_UUIDV7_FILE, &rec, sizeof(rec),
+								 IDGEN_UUIDV7_MAGIC, IDGEN_UUIDV7_VERSION, LOG);
+}
+
+/*
+ * The position a clean shutdown saved, or 0.  The file is removed once
+ * read: after a crash, the order restarts from the clock.
+ */
+static uint64
+uuidv7_read_saved_position(void)
+{
+	Uuidv7StateRecord rec;
+	uint64		position = 0;
+	size_t		got;
+
+	switch (idgen_statefile_read(IDGEN_UUIDV7_FILE, &rec, sizeof(rec),
+								 IDGEN_UUIDV7_MAGIC, IDGEN_UUIDV7_VERSION, LOG, &got))
 	{
-		unlink(IDGEN_UUIDV7_TEMP_FILE);
-		return;
+		case IDGEN_STATE_ABSENT:
+			return 0;
+		case IDGEN_STATE_OK:
+			position = rec.position;
+			break;
+		case IDGEN_STATE_CORRUPT:
+			if (got == sizeof(uint64))
+				memcpy(&position, &rec, sizeof(uint64));	/* before 1.1 */
+			else
+				ereport(LOG,
+						(errmsg("idgen: ignoring damaged file \"%s\"", IDGEN_UUIDV7_FILE),
+						 errdetail("UUIDv7 order continues from the clock.")));
+			break;
 	}
-	(void) durable_rename(IDGEN_UUIDV7_TEMP_FILE, IDGEN_UUIDV7_FILE, LOG);
+	unlink(IDGEN_UUIDV7_FILE);
+	return position;
 }
 
 /* Called with AddinShmemInitLock held. */
@@ -131,8 +178,6 @@ void
 uuidv7_shmem_init(void)
 {
 	bool		found;
-	uint64		position = 0;
-	FILE	   *file;
 
 	uuidv7_shared = ShmemInitStruct("idgen uuidv7", sizeof(Uuidv7SharedState),
 									&found);
@@ -140,15 +185,7 @@ uuidv7_shmem_init(void)
 		return;
 
 	/* continue from a clean shutdown's position, then forget it */
-	file = AllocateFile(IDGEN_UUIDV7_FILE, PG_BINARY_R);
-	if (file != NULL)
-	{
-		if (fread(&position, sizeof(position), 1, file) != 1)
-			position = 0;
-		FreeFile(file);
-		unlink(IDGEN_UUIDV7_FILE);
-	}
-	pg_atomic_init_u64(&uuidv7_shared->last_position, position);
+	pg_atomic_init_u64(&uuidv7_shared->last_position, uuidv7_read_saved_position());
 	if (!IsUnderPostmaster)
 		on_shmem_exit(uuidv7_shmem_exit, (Datum) 0);
 }
