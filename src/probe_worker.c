@@ -23,23 +23,23 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "executor/spi.h"
-#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/guc.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
 
+#include "bgw.h"
 #include "clock.h"
 #include "guc.h"
-#include "worker.h"
+#include "idgen.h"
 
+/* Longest the worker sleeps before it looks at the schedule again. */
+#define IDGEN_PROBE_WORKER_NAP_MS	1000
 #define IDGEN_PROBE_LOCK_TIMEOUT	"5s"
 
 PGDLLEXPORT void idgen_probe_worker_main(Datum main_arg);
 
 static void probe_worker_run_probes(void);
+static void probe_worker_probe_run(void *arg);
 static bool probe_worker_probes_runnable(void);
 
 /*
@@ -51,30 +51,31 @@ idgen_probe_worker_main(Datum main_arg)
 {
 	int64		next_probe_ns = 0;
 
-	idgen_worker_connect("idgen probe worker", idgen_database, InvalidOid);
+	idgen_bgw_setup_signals(false);
+	idgen_bgw_connect("idgen probe worker", idgen_database, InvalidOid);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
 	for (;;)
 	{
-		long		nap_ms = IDGEN_WORKER_NAP_MS;
+		long		nap_ms = IDGEN_PROBE_WORKER_NAP_MS;
 
 		if (idgen_probe_interval_s > 0)
 		{
 			int64		now = idgen_monotonic_ns();
 
 			if (next_probe_ns == 0)
-				next_probe_ns = now + (int64) idgen_probe_interval_s * 1000000000;
+				next_probe_ns = now + idgen_probe_interval_s * IDGEN_NS_PER_S;
 			else if (now >= next_probe_ns)
 			{
 				probe_worker_run_probes();
-				next_probe_ns = idgen_monotonic_ns() + (int64) idgen_probe_interval_s * 1000000000;
+				next_probe_ns = idgen_monotonic_ns() + idgen_probe_interval_s * IDGEN_NS_PER_S;
 			}
-			nap_ms = Min(nap_ms, (next_probe_ns - idgen_monotonic_ns()) / 1000000 + 1);
+			nap_ms = Min(nap_ms, (next_probe_ns - idgen_monotonic_ns()) / IDGEN_NS_PER_MS + 1);
 		}
 		else
 			next_probe_ns = 0;
 
-		idgen_worker_nap(nap_ms);
+		idgen_bgw_nap(nap_ms);
 	}
 }
 
@@ -82,41 +83,29 @@ idgen_probe_worker_main(Datum main_arg)
 static void
 probe_worker_run_probes(void)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
+	ErrorData  *edata;
 
-	PG_TRY();
+	edata = idgen_bgw_run_in_xact("idgen: running uniqueness probes",
+								  probe_worker_probe_run, NULL, NULL);
+	if (edata)
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "idgen: running uniqueness probes");
-		if (probe_worker_probes_runnable() &&
-			(SPI_execute("SET LOCAL lock_timeout = '" IDGEN_PROBE_LOCK_TIMEOUT "'",
-						 false, 0) != SPI_OK_UTILITY ||
-			 SPI_execute("SELECT pg_catalog.count(*) FROM idgen.probe_run()",
-						 false, 0) != SPI_OK_SELECT))
-			elog(ERROR, "idgen: could not run the uniqueness probes");
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		ereport(LOG,
 				(errmsg("idgen probe worker: uniqueness probes failed: %s", edata->message)));
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
 	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* In the run's transaction, connected to SPI: idgen.probe_run(). */
+static void
+probe_worker_probe_run(void *arg)
+{
+	if (probe_worker_probes_runnable() &&
+		(SPI_execute("SET LOCAL lock_timeout = '" IDGEN_PROBE_LOCK_TIMEOUT "'",
+					 false, 0) != SPI_OK_UTILITY ||
+		 SPI_execute("SELECT pg_catalog.count(*) FROM idgen.probe_run()",
+					 false, 0) != SPI_OK_SELECT))
+		elog(ERROR, "idgen: could not run the uniqueness probes");
 }
 
 /*

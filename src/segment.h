@@ -180,9 +180,6 @@ typedef struct SegmentGrant
 								 * InvalidXLogRecPtr: nothing to wait for */
 } SegmentGrant;
 
-/* SQLSTATE: no range could be had within idgen.segment_wait_timeout */
-#define IDGEN_ERRCODE_SEGMENT_UNAVAILABLE	MAKE_SQLSTATE('I','G','0','1','1')
-
 /* segment.c: the shared state (NULL without shared_preload_libraries) */
 extern SegmentShared *idgen_segment_shared;
 extern SegmentDatabase *idgen_segment_dbs;	/* after the slots */
@@ -199,7 +196,7 @@ extern void idgen_segment_free_tag(const SegmentKey *key, uint64 generation);
 extern void idgen_segment_free_database_locked(Oid dbid);
 
 /* segment_grant.c: one grant transaction, run by the worker */
-extern void idgen_segment_grant_range(const char *tag, int64 known_fence,
+extern ErrorData *idgen_segment_grant(const char *tag, int64 known_fence,
 									  XLogRecPtr known_fence_lsn,
 									  int64 confirmed_fence,
 									  double local_rate, SegmentGrant *grant);

@@ -66,11 +66,24 @@
 #include "postmaster/postmaster.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
 
+#include "bgw.h"
 #include "guc.h"
 #include "segment.h"
 #include "timefloor.h"
+
+/* One grant's arguments and result, passed through idgen_bgw_run_in_xact(). */
+typedef struct SegmentGrantCall
+{
+	const char *tag;
+	int64		known_fence;
+	XLogRecPtr	known_fence_lsn;
+	int64		confirmed_fence;
+	double		local_rate;
+	SegmentGrant *grant;
+	bool		need_own_commit;	/* the standbys must have this grant's
+									 * commit before the range is used */
+} SegmentGrantCall;
 
 static void
 segment_record_event(const char *tag, const char *kind, int64 start, int64 end,
@@ -144,16 +157,19 @@ numbers_in_burn_window(double rate)
 }
 
 /*
- * Grant the next range of a tag.  known_fence and known_fence_lsn are the
- * fence this worker last committed for the tag and the end of that commit
- * record, confirmed_fence the highest fence the standbys are known to have
- * (-1 and InvalidXLogRecPtr when unknown, e.g. after a restart).
+ * Steps 1 to 4 of a grant, in the transaction idgen_segment_grant() runs
+ * (see there for the arguments).
  */
-void
-idgen_segment_grant_range(const char *tag, int64 known_fence,
-						  XLogRecPtr known_fence_lsn, int64 confirmed_fence,
-						  double local_rate, SegmentGrant *grant)
+static void
+segment_grant_range(void *arg)
 {
+	SegmentGrantCall *call = (SegmentGrantCall *) arg;
+	const char *tag = call->tag;
+	int64		known_fence = call->known_fence;
+	XLogRecPtr	known_fence_lsn = call->known_fence_lsn;
+	int64		confirmed_fence = call->confirmed_fence;
+	double		local_rate = call->local_rate;
+	SegmentGrant *grant = call->grant;
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
 	bool		isnull;
@@ -180,11 +196,6 @@ idgen_segment_grant_range(const char *tag, int64 known_fence,
 	int64		fence = -1;
 
 	memset(grant, 0, sizeof(*grant));
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "idgen: granting a segment range");
 
 	/* the table, and whether its catalog is 1.1 (the fence column) */
 	nspid = get_namespace_oid("idgen", true);
@@ -364,26 +375,12 @@ idgen_segment_grant_range(const char *tag, int64 known_fence,
 	}
 	segment_record_event(tag, "grant", range_start, range_end, node, tli);
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	/*
-	 * A cancelled or terminated wait for synchronous standbys returns with
-	 * a warning only: do not hand out a range the standbys may not have.
-	 */
-	CHECK_FOR_INTERRUPTS();
-	idgen_require_sync_standby_ack(XactLastCommitEnd, "the segment grant");
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-
 	grant->start = range_start;
 	grant->end = range_end;
 	grant->step = step;
 	grant->tag_step = (int32) cfg_step;
 	grant->relid = relid;
 	grant->fence = fence;
-	grant->commit_lsn = XactLastCommitEnd;
 
 	/*
 	 * Which commit the standbys must have before the range is used: none if
@@ -397,5 +394,52 @@ idgen_segment_grant_range(const char *tag, int64 known_fence,
 		grant->need_lsn = (old_fence == known_fence && !XLogRecPtrIsInvalid(known_fence_lsn)) ?
 			known_fence_lsn : read_lsn;
 	else
-		grant->need_lsn = XactLastCommitEnd;
+		call->need_own_commit = true;
+}
+
+/* Step 5, once the grant has committed. */
+static void
+segment_grant_committed(void *arg)
+{
+	SegmentGrantCall *call = (SegmentGrantCall *) arg;
+
+	/*
+	 * A cancelled or terminated wait for synchronous standbys returns with
+	 * a warning only: do not hand out a range the standbys may not have.
+	 */
+	CHECK_FOR_INTERRUPTS();
+	idgen_require_sync_standby_ack(XactLastCommitEnd, "the segment grant");
+	pgstat_report_stat(false);
+
+	call->grant->commit_lsn = XactLastCommitEnd;
+	if (call->need_own_commit)
+		call->grant->need_lsn = XactLastCommitEnd;
+}
+
+/*
+ * Grant the next range of a tag, in a transaction of its own; NULL, or the
+ * error that made it fail (the transaction aborted).  known_fence and
+ * known_fence_lsn are the fence this worker last committed for the tag and
+ * the end of that commit record, confirmed_fence the highest fence the
+ * standbys are known to have (-1 and InvalidXLogRecPtr when unknown, e.g.
+ * after a restart); local_rate the rate at which this server drew the
+ * tag's current range (numbers per second, or 0).
+ */
+ErrorData *
+idgen_segment_grant(const char *tag, int64 known_fence,
+					XLogRecPtr known_fence_lsn, int64 confirmed_fence,
+					double local_rate, SegmentGrant *grant)
+{
+	SegmentGrantCall call;
+
+	call.tag = tag;
+	call.known_fence = known_fence;
+	call.known_fence_lsn = known_fence_lsn;
+	call.confirmed_fence = confirmed_fence;
+	call.local_rate = local_rate;
+	call.grant = grant;
+	call.need_own_commit = false;
+	return idgen_bgw_run_in_xact("idgen: granting a segment range",
+								 segment_grant_range, segment_grant_committed,
+								 &call);
 }

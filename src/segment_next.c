@@ -44,12 +44,14 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "bgw.h"
 #include "clock.h"
+#include "errcodes.h"
 #include "guc.h"
+#include "idgen.h"
 #include "segment.h"
 #include "shmem.h"
 #include "stats.h"
-#include "worker.h"
 
 /*
  * A worker start requested this long ago that has not attached (it failed
@@ -61,17 +63,6 @@
 static SegmentSlot *cached_slot = NULL;
 static uint64 cached_generation = 0;
 static SegmentKey cached_key;
-
-static void
-segment_require_shared(void)
-{
-	if (idgen_segment_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("idgen segments need idgen to be loaded via shared_preload_libraries"),
-				 errdetail("Segment ranges are buffered in shared memory and granted by idgen's background worker."),
-				 errhint("Add idgen to shared_preload_libraries in postgresql.conf and restart the server.")));
-}
 
 /* Validate a tag argument; key it, NUL-padded, in this database. */
 static void
@@ -144,7 +135,7 @@ segment_wake_worker(SegmentSlot *slot, bool launch)
 	SpinLockRelease(&idgen_segment_shared->mutex);
 	if (latch)
 		SetLatch(latch);
-	if (start && !idgen_launch_segment_worker(dbid))
+	if (start && !idgen_bgw_launch(IDGEN_BGW_SEGMENT_DATABASE, dbid))
 	{
 		SpinLockAcquire(&idgen_segment_shared->mutex);
 		if (db->dbid == dbid && db->launched_at == now)
@@ -245,7 +236,7 @@ segment_wait_for_range(SegmentSlot *slot, uint64 generation, const char *key,
 					   uint64 observed_end, uint32 error_seq)
 {
 	int64		deadline_ns = idgen_monotonic_ns() +
-		(int64) idgen_segment_wait_timeout_ms * 1000000;
+		(int64) idgen_segment_wait_timeout_ms * IDGEN_NS_PER_MS;
 
 	ConditionVariablePrepareToSleep(&idgen_segment_shared->grant_cv);
 	for (;;)
@@ -285,20 +276,20 @@ segment_wait_for_range(SegmentSlot *slot, uint64 generation, const char *key,
 			idgen_count_event(IDGEN_C_SEGMENT_WAIT_TIMEOUTS);
 			if (held_back)
 				ereport(ERROR,
-						(errcode(IDGEN_ERRCODE_SEGMENT_UNAVAILABLE),
+						(errcode(ERRCODE_IDGEN_SEGMENT_UNAVAILABLE),
 						 errmsg("timed out waiting for a range for segment tag \"%s\"", key),
 						 errdetail("A range was granted but is held back until the standbys confirm its fence, and they did not within idgen.segment_wait_timeout (%d ms).",
 								   idgen_segment_wait_timeout_ms),
 						 errhint("Check the standbys in pg_stat_replication and the physical replication slots in pg_replication_slots; drop the slot of a standby that is gone for good.")));
 			ereport(ERROR,
-					(errcode(IDGEN_ERRCODE_SEGMENT_UNAVAILABLE),
+					(errcode(ERRCODE_IDGEN_SEGMENT_UNAVAILABLE),
 					 errmsg("timed out waiting for a range for segment tag \"%s\"", key),
 					 errdetail("Both buffers of the tag were empty and no range was granted within idgen.segment_wait_timeout (%d ms).",
 							   idgen_segment_wait_timeout_ms),
 					 errhint("Check that the idgen worker of this database is running (pg_stat_activity, backend_type 'idgen worker'), what it waits for (a lock on the tag's row in idgen.segment_alloc, synchronous standbys), and the server log.")));
 		}
 		(void) ConditionVariableTimedSleep(&idgen_segment_shared->grant_cv,
-										   Min(remaining_ns / 1000000 + 1, 1000),
+										   Min(remaining_ns / IDGEN_NS_PER_MS + 1, 1000),
 										   PG_WAIT_EXTENSION);
 		segment_wake_worker(slot, true);
 	}
@@ -368,7 +359,10 @@ segment_check_call(FunctionCallInfo fcinfo, SegmentKey *key)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("segment tag must not be null")));
-	segment_require_shared();
+	if (idgen_segment_shared == NULL)
+		idgen_require_preload("segments",
+							  "Segment ranges are buffered in shared memory and granted by idgen's background worker.",
+							  NULL);
 	segment_tag_key(PG_GETARG_TEXT_PP(0), key);
 
 	if (RecoveryInProgress())

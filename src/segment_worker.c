@@ -21,9 +21,9 @@
  *	   for the same database exits.
  *	2. Serve: sleep on the latch, which callers set when a tag needs a
  *	   range, and look at the database's slots once a second in case a
- *	   wake-up was missed, or every IDGEN_WORKER_HELD_BACK_NAP_MS while a
- *	   granted range waits for the standbys to confirm its fence (nothing
- *	   wakes it when they do).  Each grant is a transaction of its own
+ *	   wake-up was missed, or every IDGEN_SEGMENT_WORKER_HELD_BACK_NAP_MS
+ *	   while a granted range waits for the standbys to confirm its fence
+ *	   (nothing wakes it when they do).  Each grant is a transaction of its own
  *	   (segment_grant.c); its range reaches the slot once committed and
  *	   confirmed by the standbys that could be promoted.
  *	3. Exit when idle or when its database is dropped, detached under the
@@ -42,7 +42,6 @@
 #include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
-#include "pgstat.h"
 #include "replication/slot.h"
 #include "replication/walsender_private.h"
 #include "storage/ipc.h"
@@ -54,14 +53,17 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "bgw.h"
 #include "clock.h"
 #include "guc.h"
+#include "idgen.h"
 #include "segment.h"
 #include "shmem.h"
 #include "stats.h"
-#include "worker.h"
 
-#define IDGEN_WORKER_HELD_BACK_NAP_MS	10
+/* How long the worker sleeps: normally, and while a range is held back. */
+#define IDGEN_SEGMENT_WORKER_NAP_MS			1000
+#define IDGEN_SEGMENT_WORKER_HELD_BACK_NAP_MS	10
 
 /* A worker outside idgen.database exits after this long without a slot. */
 #define IDGEN_SEGMENT_WORKER_IDLE_MS	10000
@@ -75,10 +77,6 @@ static bool segment_worker_serve(void);
 static XLogRecPtr segment_standbys_flushed(void);
 static bool segment_slot_needs_grant(SegmentSlot *slot);
 static double segment_slot_rate(SegmentSlot *slot, int64 now_ns);
-static ErrorData *segment_try_grant(const char *tag, int64 known_fence,
-									XLogRecPtr known_fence_lsn,
-									int64 confirmed_fence, double local_rate,
-									SegmentGrant *grant);
 static void segment_publish(SegmentSlot *slot, uint64 start, uint64 end,
 							int64 step, TimestampTz now);
 static bool segment_worker_idle_exit(bool permanent);
@@ -92,7 +90,8 @@ static int	my_dbno = -1;
 void
 idgen_worker_main(Datum main_arg)
 {
-	idgen_worker_connect("idgen worker", idgen_database, InvalidOid);
+	idgen_bgw_setup_signals(false);
+	idgen_bgw_connect("idgen worker", idgen_database, InvalidOid);
 	segment_worker_run(true);
 }
 
@@ -100,7 +99,8 @@ idgen_worker_main(Datum main_arg)
 void
 idgen_segment_worker_main(Datum main_arg)
 {
-	idgen_worker_connect("idgen worker", NULL, DatumGetObjectId(main_arg));
+	idgen_bgw_setup_signals(false);
+	idgen_bgw_connect("idgen worker", NULL, DatumGetObjectId(main_arg));
 	segment_worker_run(false);
 }
 
@@ -147,7 +147,8 @@ segment_worker_run(bool permanent)
 							dbname)));
 			proc_exit(permanent ? 1 : 0);
 		}
-		idgen_worker_nap(held_back ? IDGEN_WORKER_HELD_BACK_NAP_MS : IDGEN_WORKER_NAP_MS);
+		idgen_bgw_nap(held_back ? IDGEN_SEGMENT_WORKER_HELD_BACK_NAP_MS :
+					  IDGEN_SEGMENT_WORKER_NAP_MS);
 	}
 }
 
@@ -267,8 +268,8 @@ segment_worker_serve(void)
 		bool		published = false;
 
 		CHECK_FOR_INTERRUPTS();
-		edata = segment_try_grant(todo[i].tag, todo[i].fence, todo[i].fence_lsn,
-								  todo[i].fence_confirmed, todo[i].rate, &grant);
+		edata = idgen_segment_grant(todo[i].tag, todo[i].fence, todo[i].fence_lsn,
+									todo[i].fence_confirmed, todo[i].rate, &grant);
 
 		if (edata)
 		{
@@ -469,31 +470,6 @@ segment_slot_rate(SegmentSlot *slot, int64 now_ns)
 	return (double) (drawn - slot->cur_start) * 1e9 / (double) (now_ns - slot->cur_since_ns);
 }
 
-/* Run one grant; on failure return the error instead of raising it. */
-static ErrorData *
-segment_try_grant(const char *tag, int64 known_fence, XLogRecPtr known_fence_lsn,
-				  int64 confirmed_fence, double local_rate, SegmentGrant *grant)
-{
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ErrorData  *volatile edata = NULL;
-
-	PG_TRY();
-	{
-		idgen_segment_grant_range(tag, known_fence, known_fence_lsn, confirmed_fence,
-							local_rate, grant);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
-	}
-	PG_END_TRY();
-	return edata;
-}
-
 /* Put a granted range in the slot's second buffer.  Caller holds mutex. */
 static void
 segment_publish(SegmentSlot *slot, uint64 start, uint64 end, int64 step,
@@ -532,7 +508,7 @@ segment_worker_idle_exit(bool permanent)
 	LWLockRelease(lock);
 	if (idle_since_ns == 0 ||
 		!(exit_requested ||
-		  (!permanent && now_ns - idle_since_ns >= (int64) IDGEN_SEGMENT_WORKER_IDLE_MS * 1000000)))
+		  (!permanent && now_ns - idle_since_ns >= (int64) IDGEN_SEGMENT_WORKER_IDLE_MS * IDGEN_NS_PER_MS)))
 		return false;
 
 	/* a caller may have taken a slot meanwhile: look again, exclusively */
