@@ -35,6 +35,9 @@
  * and with search_path = pg_catalog: it runs as the bootstrap superuser, so
  * nothing a database owner puts on the path may resolve in its queries.
  *
+ * One concept, the worker; the grant loop, with its hold-back of ranges
+ * until the standbys confirm their fence, makes it longer than most files.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
