@@ -48,7 +48,7 @@ _PG_init(void)
 	idgen_snowflake_check_layout();
 	idgen_floor_register_rmgr();
 	idgen_shmem_install_hooks();
-	segment_install_hooks();
+	idgen_segment_install_hooks();
 
 	/*
 	 * No background workers in pg_upgrade's binary-upgrade mode (as core's

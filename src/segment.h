@@ -1,9 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * segment.h
- *	  Leaf-style segment allocator: shared state shared by the backends that
- *	  hand out numbers (segment.c) and the background worker that grants
- *	  ranges (segment_grant.c).
+ *	  Leaf-style segment allocator: the shared state (segment.c) that the
+ *	  backends handing out numbers (segment_next.c) and the grant worker of
+ *	  each database (segment_worker.c, segment_grant.c) work on.
+ *
+ * Which lock protects what, and in which order they are taken, is written
+ * at the top of segment.c; each field below names its protection.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +21,13 @@
 #include "utils/timestamp.h"
 
 #define SEGMENT_TAG_MAXLEN		(NAMEDATALEN - 1)
+
+/* A tag of a database: the hash key (no padding: hashed as bytes). */
+typedef struct SegmentKey
+{
+	char		tag[NAMEDATALEN];	/* NUL-padded */
+	Oid			dbid;
+} SegmentKey;
 
 /*
  * One tag's buffers.  The slots are a fixed array in shared memory, set up
@@ -45,19 +55,24 @@
  */
 typedef struct SegmentSlot
 {
-	char		tag[NAMEDATALEN];	/* written with generation; immutable while taken */
-	Oid			dbid;			/* the tag's database; likewise */
-	int			dbno;			/* its entry in SegmentShared's databases; likewise */
-	pg_atomic_uint64 generation;	/* see above */
+	/* set with generation (hash lock and mutex); immutable while taken */
+	char		tag[NAMEDATALEN];
+	Oid			dbid;			/* the tag's database */
+	int			dbno;			/* its entry in idgen_segment_dbs */
+	pg_atomic_uint64 generation;	/* atomic; see above */
 
-	pg_atomic_uint64 cur_next;	/* atomic: next value of the current range */
-	pg_atomic_uint64 cur_end;	/* atomic: end (exclusive); written under mutex */
-	pg_atomic_uint64 prefetch_at;	/* atomic: value whose issue asks for a prefetch */
-	pg_atomic_uint32 prefetch_wanted;	/* atomic flag for the worker */
-	pg_atomic_uint32 block_max;	/* atomic: the tag's own step, the largest
-								 * block (every range holds at least that
-								 * many numbers); 0 before the first grant;
-								 * written under mutex */
+	/*
+	 * Atomics of the hand-out path, read without a lock.  Written under
+	 * mutex, except that callers fetch-add cur_next and set prefetch_wanted
+	 * without it.
+	 */
+	pg_atomic_uint64 cur_next;	/* next value of the current range */
+	pg_atomic_uint64 cur_end;	/* end of the current range (exclusive) */
+	pg_atomic_uint64 prefetch_at;	/* value whose issue asks for a prefetch */
+	pg_atomic_uint32 prefetch_wanted;	/* flag for the worker */
+	pg_atomic_uint32 block_max; /* the tag's own step, the largest block
+								 * (every range holds at least that many
+								 * numbers); 0 before the first grant */
 
 	slock_t		mutex;			/* protects everything below */
 	uint64		cur_start;
@@ -101,36 +116,37 @@ typedef struct SegmentSlot
  * tags are granted by a worker of its own, connected to it: the one of
  * idgen.database starts with the server and stays; the others are started
  * by the first caller that needs a grant and exit once their database has
- * had no slot for IDGEN_SEGMENT_WORKER_IDLE_MS.
- *
- * dbid changes only under the exclusive hash lock and SegmentShared.mutex
- * together (reading it under either is stable); nslots and alloc_relid are
- * protected by the hash lock; the worker fields by SegmentShared.mutex.  An
- * entry is free (dbid InvalidOid) once it has neither slots nor a worker.
+ * had no slot for a while (segment_worker.c).  An entry is free (dbid
+ * InvalidOid) once it has neither slots nor a worker.
  */
 typedef struct SegmentDatabase
 {
+	/*
+	 * dbid is written under the exclusive hash lock and SegmentShared.mutex
+	 * together, so reading it under either is stable.
+	 */
 	Oid			dbid;
-	int			nslots;			/* slots taken by this database's tags */
+	int			nslots;			/* hash lock; slots taken by its tags */
 
 	/*
 	 * The idgen.segment_alloc table every buffered range of this database
 	 * was granted from, or InvalidOid before the first grant; when the
 	 * worker grants from another table, the database's slots are freed
-	 * first.
+	 * first.  Hash lock.
 	 */
 	Oid			alloc_relid;
 
+	/* SegmentShared.mutex (attach and detach also hold the hash lock) */
 	pid_t		worker_pid;		/* 0: no worker attached */
 	Latch	   *worker_latch;
 	TimestampTz launched_at;	/* a start requested then, not yet attached */
 	bool		exit_requested; /* the database is being dropped */
 } SegmentDatabase;
 
-/* State shared with the workers. */
+/* State shared by the callers and the workers. */
 typedef struct SegmentShared
 {
-	slock_t		mutex;			/* see SegmentDatabase */
+	slock_t		mutex;			/* the database entries' worker fields */
 	pg_atomic_uint64 generation_counter;	/* atomic */
 
 	/*
@@ -164,22 +180,25 @@ typedef struct SegmentGrant
 								 * InvalidXLogRecPtr: nothing to wait for */
 } SegmentGrant;
 
-/* SQLSTATE: no range could be had within idgen.segment_wait_timeout */
-#define IDGEN_ERRCODE_SEGMENT_UNAVAILABLE	MAKE_SQLSTATE('I','G','0','1','1')
+/* segment.c: the shared state (NULL without shared_preload_libraries) */
+extern SegmentShared *idgen_segment_shared;
+extern SegmentDatabase *idgen_segment_dbs;	/* after the slots */
 
-extern Size segment_shmem_size(void);
-extern void segment_shmem_init(void);
-extern void segment_install_hooks(void);
+extern Size idgen_segment_shmem_size(void);
+extern void idgen_segment_shmem_init(void);
+extern void idgen_segment_install_hooks(void);
+extern int	idgen_segment_db_for(Oid dbid, bool create);
+extern void idgen_segment_db_release_if_unused(SegmentDatabase *db);
+extern SegmentSlot *idgen_segment_find(const SegmentKey *key, uint64 *generation);
+extern SegmentSlot *idgen_segment_find_or_take(const SegmentKey *key,
+											   uint64 *generation);
+extern void idgen_segment_free_tag(const SegmentKey *key, uint64 generation);
+extern void idgen_segment_free_database_locked(Oid dbid);
 
-/* Worker side */
-#define IDGEN_SEGMENT_WORKER_IDLE_MS	10000
-
-extern bool segment_worker_attach(void);
-extern bool segment_worker_idle_exit(bool permanent);
-extern bool segment_worker_serve(void);
-extern void segment_grant_range(const char *tag, int64 known_fence,
-								XLogRecPtr known_fence_lsn, int64 confirmed_fence,
-								double local_rate, SegmentGrant *grant);
-extern XLogRecPtr segment_standbys_flushed(void);
+/* segment_grant.c: one grant transaction, run by the worker */
+extern ErrorData *idgen_segment_grant(const char *tag, int64 known_fence,
+									  XLogRecPtr known_fence_lsn,
+									  int64 confirmed_fence,
+									  double local_rate, SegmentGrant *grant);
 
 #endif							/* IDGEN_SEGMENT_H */

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * segment_grant.c
- *	  The grant transaction the background worker runs for a segment tag.
+ *	  The grant transaction the segment worker (segment_worker.c) runs for
+ *	  a segment tag.
  *
  * One transaction per grant, never the caller's: a caller that rolls back
  * cannot return its range.  In it:
@@ -21,7 +22,7 @@
  *	   flushed), so every range would run out before the next one is
  *	   granted, for the first dozen grants.  So the step is also at least
  *	   what the rate at which this server hands out the tag's numbers
- *	   (measured by segment.c over the current range) uses in
+ *	   (measured by segment_worker.c over the current range) uses in
  *	   idgen.segment_min_range, within the same bounds: from the second
  *	   grant on, ranges last long enough for the prefetch to land.
  *	4. Take the range (from this primary's residue class when grants are
@@ -31,8 +32,8 @@
  *	   whatever the server's setting, so the commit returns only once the
  *	   grant is flushed locally and acknowledged by synchronous standbys.
  *	6. The range reaches shared memory once every standby that could be
- *	   promoted has flushed a fence at or above its end (segment.c holds
- *	   it back until then).
+ *	   promoted has flushed a fence at or above its end (segment_worker.c
+ *	   holds it back until then).
  *
  * The fence (segment_alloc.fence) is how far this primary may grant: every
  * grant raises it to the range's end plus a headroom of
@@ -65,11 +66,24 @@
 #include "postmaster/postmaster.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
 
+#include "bgw.h"
+#include "floor.h"
 #include "guc.h"
 #include "segment.h"
-#include "timefloor.h"
+
+/* One grant's arguments and result, passed through idgen_bgw_run_in_xact(). */
+typedef struct SegmentGrantCall
+{
+	const char *tag;
+	int64		known_fence;
+	XLogRecPtr	known_fence_lsn;
+	int64		confirmed_fence;
+	double		local_rate;
+	SegmentGrant *grant;
+	bool		need_own_commit;	/* the standbys must have this grant's
+									 * commit before the range is used */
+} SegmentGrantCall;
 
 static void
 segment_record_event(const char *tag, const char *kind, int64 start, int64 end,
@@ -143,15 +157,19 @@ numbers_in_burn_window(double rate)
 }
 
 /*
- * Grant the next range of a tag.  known_fence and known_fence_lsn are the
- * fence this worker last committed for the tag and the end of that commit
- * record, confirmed_fence the highest fence the standbys are known to have
- * (-1 and InvalidXLogRecPtr when unknown, e.g. after a restart).
+ * Steps 1 to 4 of a grant, in the transaction idgen_segment_grant() runs
+ * (see there for the arguments).
  */
-void
-segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_lsn,
-					int64 confirmed_fence, double local_rate, SegmentGrant *grant)
+static void
+segment_grant_range(void *arg)
 {
+	SegmentGrantCall *call = (SegmentGrantCall *) arg;
+	const char *tag = call->tag;
+	int64		known_fence = call->known_fence;
+	XLogRecPtr	known_fence_lsn = call->known_fence_lsn;
+	int64		confirmed_fence = call->confirmed_fence;
+	double		local_rate = call->local_rate;
+	SegmentGrant *grant = call->grant;
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
 	bool		isnull;
@@ -178,11 +196,6 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 	int64		fence = -1;
 
 	memset(grant, 0, sizeof(*grant));
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "idgen: granting a segment range");
 
 	/* the table, and whether its catalog is 1.1 (the fence column) */
 	nspid = get_namespace_oid("idgen", true);
@@ -362,26 +375,12 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 	}
 	segment_record_event(tag, "grant", range_start, range_end, node, tli);
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	/*
-	 * A cancelled or terminated wait for synchronous standbys returns with
-	 * a warning only: do not hand out a range the standbys may not have.
-	 */
-	CHECK_FOR_INTERRUPTS();
-	idgen_require_sync_standby_ack(XactLastCommitEnd, "the segment grant");
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-
 	grant->start = range_start;
 	grant->end = range_end;
 	grant->step = step;
 	grant->tag_step = (int32) cfg_step;
 	grant->relid = relid;
 	grant->fence = fence;
-	grant->commit_lsn = XactLastCommitEnd;
 
 	/*
 	 * Which commit the standbys must have before the range is used: none if
@@ -395,5 +394,52 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 		grant->need_lsn = (old_fence == known_fence && !XLogRecPtrIsInvalid(known_fence_lsn)) ?
 			known_fence_lsn : read_lsn;
 	else
-		grant->need_lsn = XactLastCommitEnd;
+		call->need_own_commit = true;
+}
+
+/* Step 5, once the grant has committed. */
+static void
+segment_grant_committed(void *arg)
+{
+	SegmentGrantCall *call = (SegmentGrantCall *) arg;
+
+	/*
+	 * A cancelled or terminated wait for synchronous standbys returns with
+	 * a warning only: do not hand out a range the standbys may not have.
+	 */
+	CHECK_FOR_INTERRUPTS();
+	idgen_require_sync_standby_ack(XactLastCommitEnd, "the segment grant");
+	pgstat_report_stat(false);
+
+	call->grant->commit_lsn = XactLastCommitEnd;
+	if (call->need_own_commit)
+		call->grant->need_lsn = XactLastCommitEnd;
+}
+
+/*
+ * Grant the next range of a tag, in a transaction of its own; NULL, or the
+ * error that made it fail (the transaction aborted).  known_fence and
+ * known_fence_lsn are the fence this worker last committed for the tag and
+ * the end of that commit record, confirmed_fence the highest fence the
+ * standbys are known to have (-1 and InvalidXLogRecPtr when unknown, e.g.
+ * after a restart); local_rate the rate at which this server drew the
+ * tag's current range (numbers per second, or 0).
+ */
+ErrorData *
+idgen_segment_grant(const char *tag, int64 known_fence,
+					XLogRecPtr known_fence_lsn, int64 confirmed_fence,
+					double local_rate, SegmentGrant *grant)
+{
+	SegmentGrantCall call;
+
+	call.tag = tag;
+	call.known_fence = known_fence;
+	call.known_fence_lsn = known_fence_lsn;
+	call.confirmed_fence = confirmed_fence;
+	call.local_rate = local_rate;
+	call.grant = grant;
+	call.need_own_commit = false;
+	return idgen_bgw_run_in_xact("idgen: granting a segment range",
+								 segment_grant_range, segment_grant_committed,
+								 &call);
 }

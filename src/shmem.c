@@ -29,7 +29,7 @@
  *	- Segment tags live in a shared hash table: IDGEN_LWLOCK_SEGMENT_HASH
  *	  shared to look a tag up, exclusive to add or remove one; each tag's
  *	  buffers have a spinlock of their own for range switches, and numbers
- *	  are handed out by fetch-add without any lock (segment.h).
+ *	  are handed out by fetch-add without any lock (segment.c's protocol).
  *	- No lock is held while waiting for the clock.
  *
  *-------------------------------------------------------------------------
@@ -61,7 +61,7 @@ idgen_shmem_size(void)
 	size = add_size(size, idgen_uuidv7_shmem_size());
 	size = add_size(size, idgen_floor_shmem_size());
 	size = add_size(size, idgen_snowflake_shmem_size());
-	size = add_size(size, segment_shmem_size());
+	size = add_size(size, idgen_segment_shmem_size());
 	size = add_size(size, idgen_lease_shmem_size());
 	return size;
 }
@@ -87,7 +87,7 @@ idgen_shmem_startup(void)
 	idgen_uuidv7_shmem_init();
 	idgen_floor_shmem_init();	/* before Snowflake, which starts at its floor */
 	idgen_snowflake_shmem_init();
-	segment_shmem_init();
+	idgen_segment_shmem_init();
 	idgen_lease_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }

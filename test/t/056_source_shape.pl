@@ -10,9 +10,6 @@
 #     other src/*.h files, the header x.h of the module x.c.
 #  3. Every src/*.c over 500 lines says at its top (its file banner) why:
 #     a line with "over 500 lines".
-#
-# Known cases that wait for the segment and probe restructuring (helper
-# segsrc, issue 13) are TODO tests: remove the TODO once it has landed.
 
 use strict;
 use warnings;
@@ -21,7 +18,6 @@ use FindBin;
 use Test::More;
 
 my $src = "$FindBin::RealBin/../../src";
-my $pending = qr/^(segment|worker|probe)/;    # segsrc's files and symbols
 
 sub slurp
 {
@@ -41,16 +37,8 @@ is($?, 0, 'nm -D --defined-only ran');
 my @symbols = map { (split ' ')[-1] } grep { /\S/ } @nm;
 cmp_ok(scalar(@symbols), '>', 10, 'nm listed the exported symbols');
 my @foreign = grep { !/^(idgen_\w+|pg_finfo_idgen_\w+|Pg_magic_func|_PG_init)$/ } @symbols;
-my @foreign_pending = grep { /$pending/ } @foreign;
-my @foreign_other = grep { !/$pending/ } @foreign;
-is_deeply(\@foreign_other, [], 'every exported symbol is idgen_-prefixed or required by PostgreSQL')
-  or diag('not prefixed: ' . join(' ', @foreign_other));
-TODO:
-{
-	local $TODO = 'segment_* externs: segsrc renames them (issue 13)';
-	is_deeply(\@foreign_pending, [], 'no segment/worker/probe extern without the idgen_ prefix')
-	  or diag('not prefixed: ' . join(' ', @foreign_pending));
-}
+is_deeply(\@foreign, [], 'every exported symbol is idgen_-prefixed or required by PostgreSQL')
+  or diag('not prefixed: ' . join(' ', @foreign));
 
 # 2. Include cycles between modules
 opendir(my $dh, $src) or die "could not open $src: $!";
@@ -127,16 +115,8 @@ $strong = sub {
 };
 $strong->($_) for grep { !defined $idx{$_} } sort @modules;
 
-my @cycles_pending = grep { /(^| )$pending/ } @cycles;
-my @cycles_other = grep { !/(^| )$pending/ } @cycles;
-is_deeply(\@cycles_other, [], 'no include cycle between modules (shmem.c and idgen.c excepted)')
-  or diag('cycle: ' . join('; ', @cycles_other));
-TODO:
-{
-	local $TODO = 'segment.c <-> worker.c: segsrc restructures them (issue 13)';
-	is_deeply(\@cycles_pending, [], 'no include cycle among the segment and probe files')
-	  or diag('cycle: ' . join('; ', @cycles_pending));
-}
+is_deeply(\@cycles, [], 'no include cycle between modules (shmem.c and idgen.c excepted)')
+  or diag('cycle: ' . join('; ', @cycles));
 
 # 3. Long files say why
 my @long;
@@ -148,15 +128,7 @@ for my $c (grep { /\.c$/ } @files)
 	my ($banner) = $text =~ m{\A(/\*.*?\*/)}s;
 	push @long, "$c ($lines lines)" unless ($banner // '') =~ /over 500 lines/i;
 }
-my @long_pending = grep { /$pending/ } @long;
-my @long_other = grep { !/$pending/ } @long;
-is_deeply(\@long_other, [], 'every .c over 500 lines says why in its banner')
-  or diag('without a reason: ' . join(', ', @long_other));
-TODO:
-{
-	local $TODO = 'segment.c: segsrc splits it (issue 13)';
-	is_deeply(\@long_pending, [], 'no segment or probe file over 500 lines without a reason')
-	  or diag('without a reason: ' . join(', ', @long_pending));
-}
+is_deeply(\@long, [], 'every .c over 500 lines says why in its banner')
+  or diag('without a reason: ' . join(', ', @long));
 
 done_testing();
