@@ -49,8 +49,8 @@ extern void idgen_bgw_nap(long timeout_ms);
  * Run body in a transaction of its own, connected to SPI, with a snapshot,
  * and then, once committed, after_commit (if not NULL; for checks that
  * need the commit, such as the wait for synchronous standbys).  Returns
- * NULL on success; on an error in either, the transaction is aborted and
- * the error returned, in the caller's memory context, for the caller to
+ * NULL on success; on an error in body the transaction is aborted, and an
+ * error in either step is returned, in the caller's memory context, for the caller to
  * report and FreeErrorData().  activity, if not NULL, is shown in
  * pg_stat_activity meanwhile.
  */

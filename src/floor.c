@@ -159,12 +159,17 @@ floor_read_file(IdgenFloorRecord *rec)
 	return FLOOR_FILE_CORRUPT;
 }
 
-/* Write the file durably; rec's magic, version and crc are filled in. */
+/*
+ * Write the file durably; rec's magic, version and crc are filled in.
+ * elevel is ERROR where an ID depends on the write, LOG for the best-effort
+ * lowering at shutdown (an exit callback cannot raise an ERROR, and a
+ * failed lowering keeps the higher floor, which is safe).
+ */
 static void
-floor_write_file(IdgenFloorRecord *rec)
+floor_write_file(IdgenFloorRecord *rec, int elevel)
 {
 	(void) idgen_statefile_write(IDGEN_FLOOR_FILE, rec, sizeof(*rec),
-								 IDGEN_FLOOR_MAGIC, IDGEN_FLOOR_VERSION, ERROR);
+								 IDGEN_FLOOR_MAGIC, IDGEN_FLOOR_VERSION, elevel);
 }
 
 /* ---------- WAL and the synchronous standbys ---------- */
@@ -443,7 +448,7 @@ floor_replay(const IdgenFloorRecord *rec)
 	{
 		IdgenFloorRecord copy = *rec;
 
-		floor_write_file(&copy);
+		floor_write_file(&copy, ERROR);
 		pg_atomic_write_u64(&idgen_floor->floor_ms, (uint64) rec->floor_ms);
 	}
 
@@ -463,8 +468,15 @@ idgen_floor_lower_at_shutdown(int64 last_issued_ms)
 	IdgenFloorRecord rec;
 	IdgenPermission perm;
 
-	if (idgen_floor == NULL || idgen_floor->unusable ||
-		last_issued_ms >= idgen_floor_ms())
+	if (idgen_floor == NULL || idgen_floor->unusable)
+		return;
+
+	/*
+	 * Times counted as issued (a leased id's previous holders) stay covered
+	 * even when no ID was issued since they were counted.
+	 */
+	last_issued_ms = Max(last_issued_ms, idgen_floor_issued_to_ms());
+	if (last_issued_ms >= idgen_floor_ms())
 		return;
 
 	memset(&rec, 0, sizeof(rec));
@@ -472,7 +484,7 @@ idgen_floor_lower_at_shutdown(int64 last_issued_ms)
 	rec.floor_ms = last_issued_ms;
 	idgen_permission_read(&perm);
 	rec.worker_id = perm.worker_id;
-	floor_write_file(&rec);
+	floor_write_file(&rec, LOG);
 }
 
 /* ---------- for the lease worker ---------- */
@@ -592,7 +604,7 @@ idgen_floor_raise(int64 needed_ms, bool must_wait, const IdgenPermission *perm)
 
 			if (floor_log_and_flush(&rec, needed_ms > floor_ms))
 			{
-				floor_write_file(&rec);
+				floor_write_file(&rec, ERROR);
 				pg_atomic_write_u64(&idgen_floor->floor_ms, (uint64) rec.floor_ms);
 				pg_atomic_write_u32(&idgen_floor->early_raise_failed, 0);
 				idgen_count_event(IDGEN_C_FLOOR_WRITES);

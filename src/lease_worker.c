@@ -180,8 +180,8 @@ lease_acquire(CoordinatorCall *call)
 					held_worker_id, (long long) held_generation, in_use, capacity)));
 
 	/*
-	 * Raise the Snowflake state above everything the id's previous holders
-	 * may have issued; then the first renewal records the horizon on the
+	 * Count everything the id's previous holders may have issued as issued
+	 * (the floor's issued_to_ms, which Snowflake catches up to); then the first renewal records the horizon on the
 	 * coordinator and only after that publishes the permission.  So no ID
 	 * ever carries this id before a horizon covering it is durable on the
 	 * coordinator.

@@ -270,8 +270,6 @@ segment_take_slot(const SegmentKey *key)
 	return entry;
 }
 
-/* Find or take the slot of a tag; return it and its generation. */
-
 /* The slot of a tag and its generation; NULL if the tag has none. */
 SegmentSlot *
 idgen_segment_find(const SegmentKey *key, uint64 *generation)
