@@ -3,7 +3,8 @@
 # Starts Debian's postgres_exporter on a loopback port with
 # monitoring/postgres_exporter/idgen.yaml as its --extend.query-path,
 # against a preloaded server with the extension, and scrapes /metrics:
-#   - every metric README's "Prometheus metrics" table documents appears,
+#   - every metric the "Prometheus metrics" table of docs/monitoring.md
+#     documents appears,
 #     and no idgen_* metric appears that the table does not document;
 #   - the values are plausible: the lease is held under a worker id, its
 #     deadline lies within the TTL, the clock and layout figures are sane;
@@ -31,10 +32,10 @@ die "$exporter not found (Debian package prometheus-postgres-exporter, scripts/p
 my $root = "$FindBin::RealBin/../..";
 my $queries = "$root/monitoring/postgres_exporter/idgen.yaml";
 
-# The documented metrics: the first column of README's table.
+# The documented metrics: the first column of docs/monitoring.md's table.
 my %documented;
 {
-	open(my $fh, '<', "$root/README.md") or die "README.md: $!";
+	open(my $fh, '<', "$root/docs/monitoring.md") or die "docs/monitoring.md: $!";
 	my $in = 0;
 	while (my $line = <$fh>)
 	{
@@ -43,7 +44,7 @@ my %documented;
 		$documented{$1} = 1 if $in && $line =~ /^\| `(idgen_[a-z_]+)`/;
 	}
 }
-cmp_ok(scalar(keys %documented), '>=', 30, 'README documents the exporter metrics in a table');
+cmp_ok(scalar(keys %documented), '>=', 30, 'docs/monitoring.md documents the exporter metrics in a table');
 
 my $node = PostgreSQL::Test::Cluster->new('exported');
 $node->init;

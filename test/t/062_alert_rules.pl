@@ -3,10 +3,10 @@
 # monitoring/prometheus/idgen-rules.yml must pass `promtool check rules`
 # and its unit tests, `promtool test rules idgen-rules.test.yml`, which
 # show each alert firing on synthetic faulty series and silent on healthy
-# ones.  Every alert of the rules file has a unit test and a row in
-# README's "What to alert on" table, and every metric an alert uses is one
-# README documents as exported.  A rules file with a broken expression
-# fails the check (so the check is not vacuous).
+# ones.  Every alert of the rules file has a unit test and a row in the
+# "What to alert on" table of docs/monitoring.md, and every metric an alert
+# uses is one docs/monitoring.md documents as exported.  A rules file with
+# a broken expression fails the check (so the check is not vacuous).
 
 use strict;
 use warnings;
@@ -54,10 +54,10 @@ like($out, qr/SUCCESS: \d+ rules found/, 'rules found');
 
 my $rules = slurp("$dir/idgen-rules.yml");
 my $tests = slurp("$dir/idgen-rules.test.yml");
-my $readme = slurp("$root/README.md");
-my ($alert_section) = $readme =~ /\n### What to alert on\n(.*?)\n#/s;
-my ($metric_section) = $readme =~ /\n### Prometheus metrics\n(.*?)\n#/s;
-ok(defined $alert_section && defined $metric_section, 'README has both sections');
+my $doc = slurp("$root/docs/monitoring.md");
+my ($alert_section) = $doc =~ /\n#+ What to alert on\n(.*?)(?:\n#|\z)/s;
+my ($metric_section) = $doc =~ /\n#+ Prometheus metrics\n(.*?)(?:\n#|\z)/s;
+ok(defined $alert_section && defined $metric_section, 'docs/monitoring.md has both sections');
 $alert_section //= '';
 $metric_section //= '';
 
@@ -66,7 +66,7 @@ cmp_ok(scalar(@alerts), '>=', 10, scalar(@alerts) . ' alerts');
 for my $a (@alerts)
 {
 	like($tests, qr/alertname: $a\n\s+exp_alerts:\n\s+- exp_labels/, "$a has a unit test where it fires");
-	like($alert_section, qr/`$a`/, "$a is in README's What to alert on");
+	like($alert_section, qr/`$a`/, "$a is in docs/monitoring.md's What to alert on");
 }
 my %used = map { $_ => 1 } $rules =~ /\b(idgen_[a-z_]+)/g;
 for my $m (sort keys %used)
