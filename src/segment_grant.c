@@ -313,6 +313,7 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 		step = cfg_step;
 
 	/* 4. the range (the start-up check keeps the index below the count) */
+	/* cppcheck-suppress duplicateCondition ; step 3 sizes, step 4 places */
 	if (idgen_segment_interleave_count > 1)
 	{
 		int64		n = idgen_segment_interleave_count;
