@@ -74,7 +74,7 @@ dist:
 #                       the server (scripts/sanitize); fails on a failed
 #                       test or any sanitizer report.  Runs initdb, so not
 #                       as root.
-PGINDENT_FILES = $(sort $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*.h))
+PGINDENT_FILES = $(patsubst ./%,%,$(subst //,/,$(sort $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*.h))))
 CPPCHECK = cppcheck
 
 .PHONY: lint format format-check sanitize
