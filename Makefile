@@ -61,3 +61,35 @@ DIST_VERSION = $(shell perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{versi
 dist:
 	git -C $(srcdir) archive --format=zip --prefix=$(EXTENSION)-$(DIST_VERSION)/ \
 		-o $(CURDIR)/$(EXTENSION)-$(DIST_VERSION).zip HEAD
+
+# Quality gates (scripts/test runs all three on PostgreSQL 15):
+#   make lint           cppcheck over src/ with the server's headers; fails
+#                       on any finding (suppressions, each with its reason:
+#                       scripts/cppcheck-suppressions.xml, or inline)
+#   make format-check   PostgreSQL's layout (pg_bsd_indent with pgindent's
+#                       flags, scripts/pgindent); fails on any difference
+#   make format         rewrite src/ in that layout
+#   make sanitize       REGRESS and ISOLATION against idgen built with
+#                       AddressSanitizer and UBSan, in a throwaway copy of
+#                       the server (scripts/sanitize); fails on a failed
+#                       test or any sanitizer report.  Runs initdb, so not
+#                       as root.
+PGINDENT_FILES = $(patsubst ./%,%,$(subst //,/,$(sort $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*.h))))
+CPPCHECK = cppcheck
+
+.PHONY: lint format format-check sanitize
+lint:
+	$(CPPCHECK) --quiet --error-exitcode=1 --std=c99 \
+		--enable=warning,style,performance,portability \
+		--inline-suppr --suppress-xml=$(srcdir)/scripts/cppcheck-suppressions.xml \
+		--max-configs=1 \
+		-I$(srcdir)/src -I$(includedir_server) -I$(includedir) \
+		$(srcdir)/src
+	@echo "lint: cppcheck: no findings"
+# typedef names come from the objects' debug information (scripts/pgindent)
+format-check: $(OBJS)
+	$(srcdir)/scripts/pgindent --check $(addprefix --object=,$(OBJS)) $(PGINDENT_FILES)
+format: $(OBJS)
+	$(srcdir)/scripts/pgindent $(addprefix --object=,$(OBJS)) $(PGINDENT_FILES)
+sanitize:
+	$(srcdir)/scripts/sanitize $(PG_CONFIG)

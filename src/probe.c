@@ -372,6 +372,7 @@ idgen_probe_as_caller(PG_FUNCTION_ARGS)
 		elog(ERROR, "unexpected call of %s", get_func_name(self));
 	argtypes[0] = REGROLEOID;
 	memcpy(argtypes + 1, selftypes, nargs * sizeof(Oid));
+	/* cppcheck-suppress unknownEvaluationOrder ; either order: same list */
 	twin = LookupFuncName(list_make2(makeString(get_namespace_name(get_func_namespace(self))),
 									 makeString(psprintf("_%s", get_func_name(self)))),
 						  nargs + 1, argtypes, false);

@@ -326,6 +326,7 @@ segment_grant_range(void *arg)
 		step = cfg_step;
 
 	/* 4. the range (the start-up check keeps the index below the count) */
+	/* cppcheck-suppress duplicateCondition ; step 3 sizes, step 4 places */
 	if (idgen_segment_interleave_count > 1)
 	{
 		int64		n = idgen_segment_interleave_count;
