@@ -23,7 +23,10 @@
  *	   what the rate at which this server hands out the tag's numbers
  *	   (measured by segment.c over the current range) uses in
  *	   idgen.segment_min_range, within the same bounds: from the second
- *	   grant on, ranges last long enough for the prefetch to land.
+ *	   grant on, ranges last long enough for the prefetch to land.  The
+ *	   first grant of a new tag has no rate to go by, so its range is
+ *	   idgen.segment_max_step long (see below); the step in use stays the
+ *	   tag's.
  *	4. Take the range (from this primary's residue class when grants are
  *	   interleaved between independent primaries), advance the row and its
  *	   fence, and write the grant to the outbox, idgen.segment_events.
@@ -175,6 +178,7 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 	char	   *node;
 	int64		range_start,
 				range_end;
+	int64		size;
 	int64		fence = -1;
 
 	memset(grant, 0, sizeof(*grant));
@@ -312,6 +316,23 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 	if (idgen_segment_interleave_count > 1)
 		step = cfg_step;
 
+	/*
+	 * A tag never granted (just created) has no rate yet, and its first
+	 * range must outlast the grant after it, a durable commit of 1-20 ms,
+	 * at whatever rate it is drawn: at one backend's top rate (~20 million
+	 * calls a second) a range of the default step, 1000, lasts 50 us.  So
+	 * it is as long as sizing by rate makes any range, which at that rate
+	 * lasts as long as the tag's later ranges will (45 ms at 22 million a
+	 * second), and its prefetch lands before its end.  It does not become
+	 * the step in use: a slow tag goes on with ranges of its step, and pays
+	 * for this once, a gap of at most this range if the server restarts
+	 * before it is used.
+	 */
+	size = step;
+	if (idgen_segment_interleave_count == 1 && idgen_segment_min_range_ms > 0 &&
+		elapsed < 0)
+		size = Max(step, (int64) idgen_segment_max_step);
+
 	/* 4. the range (the start-up check keeps the index below the count) */
 	if (idgen_segment_interleave_count > 1)
 	{
@@ -325,7 +346,7 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 	}
 	else
 		range_start = next_value;
-	range_end = checked_add(range_start, step, tag);
+	range_end = checked_add(range_start, size, tag);
 
 	/* the new fence: the range's end plus the headroom, never lower */
 	if (has_fence)
