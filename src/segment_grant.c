@@ -271,15 +271,15 @@ segment_grant_range(const char *tag, int64 known_fence, XLogRecPtr known_fence_l
 	 * A tag never granted (just created) has no rate yet, and its first
 	 * range must outlast the grant after it, a durable commit of 1-20 ms,
 	 * at whatever rate it is drawn: at one backend's top rate (~20 million
-	 * calls a second) a range of the default step, 1000, lasts 50 us.  So
-	 * with sizing by rate it is as long as sizing by rate makes any range,
-	 * which at that rate lasts as long as the tag's later ranges will (45 ms
-	 * at 22 million a second), and its prefetch lands before its end.  It
-	 * does not become the step in use: a slow tag goes on with ranges of its
-	 * step, and pays for this once, a gap of at most this range if the
-	 * server restarts before it is used.  A tag this server knows as never
-	 * granted may have had that range from an old primary: the burn covers
-	 * it.
+	 * calls a second) a range of the default step, 1000, lasts 50 us.  So,
+	 * with sizing by rate on, it is as long as sizing by rate makes any
+	 * range, which at that rate lasts as long as the tag's later ranges will
+	 * (45 ms at 22 million a second), and its prefetch lands before its
+	 * end.  It does not become the step in use: a slow tag goes on with
+	 * ranges of its step, and pays for this once, a gap of at most this
+	 * range if the server restarts before it is used.  A tag this server
+	 * knows as never granted may have had that range from an old primary:
+	 * the burn covers it.
 	 */
 	if (elapsed < 0 && idgen_segment_interleave_count == 1 &&
 		idgen_segment_min_range_ms > 0)
