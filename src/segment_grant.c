@@ -13,7 +13,8 @@
  *	   the tag's fence (see below), and at least idgen.segment_burn_steps
  *	   steps and the numbers the observed rate would use in
  *	   idgen.segment_burn_window (for standbys the old primary did not know
- *	   of).  The burn is recorded in the outbox.
+ *	   of), and for a tag never granted the first range (3).  The burn is
+ *	   recorded in the outbox.
  *	3. Tune the step as Leaf does: double it when the last range lasted less
  *	   than idgen.segment_duration, halve it when it lasted over twice as
  *	   long, within [the tag's step, idgen.segment_max_step].  Doubling
@@ -24,7 +25,10 @@
  *	   what the rate at which this server hands out the tag's numbers
  *	   (measured by segment_worker.c over the current range) uses in
  *	   idgen.segment_min_range, within the same bounds: from the second
- *	   grant on, ranges last long enough for the prefetch to land.
+ *	   grant on, ranges last long enough for the prefetch to land.  The
+ *	   first grant of a new tag has no rate to go by, so its range is
+ *	   idgen.segment_max_step long (see below); the step in use stays the
+ *	   tag's.
  *	4. Take the range (from this primary's residue class when grants are
  *	   interleaved between independent primaries), advance the row and its
  *	   fence, and write the grant to the outbox, idgen.segment_events.
@@ -193,6 +197,7 @@ segment_grant_range(void *arg)
 	char	   *node;
 	int64		range_start,
 				range_end;
+	int64		first_range = 0;
 	int64		fence = -1;
 
 	memset(grant, 0, sizeof(*grant));
@@ -275,14 +280,33 @@ segment_grant_range(void *arg)
 	if (elapsed > 0)
 		rate = (double) step / elapsed;
 
+	/*
+	 * A tag never granted (just created) has no rate yet, and its first
+	 * range must outlast the grant after it, a durable commit of 1-20 ms,
+	 * at whatever rate it is drawn: at one backend's top rate (~20 million
+	 * calls a second) a range of the default step, 1000, lasts 50 us.  So,
+	 * with sizing by rate on, it is as long as sizing by rate makes any
+	 * range, which at that rate lasts as long as the tag's later ranges will
+	 * (45 ms at 22 million a second), and its prefetch lands before its
+	 * end.  It does not become the step in use: a slow tag goes on with
+	 * ranges of its step, and pays for this once, a gap of at most this
+	 * range if the server restarts before it is used.  A tag this server
+	 * knows as never granted may have had that range from an old primary:
+	 * the burn covers it.
+	 */
+	if (elapsed < 0 && idgen_segment_interleave_count == 1 &&
+		idgen_segment_min_range_ms > 0)
+		first_range = Max(step, (int64) idgen_segment_max_step);
+
 	/* 2. failover burn (segment_create records the timeline it ran on) */
 	if ((TimeLineID) last_tli != tli)
 	{
 		int64		burned_to;
 
 		burned_to = saturating_add(next_value,
-								   Max(saturating_mul(idgen_segment_burn_steps, step),
-									   numbers_in_burn_window(Max(rate, stored_rate))));
+								   Max(Max(saturating_mul(idgen_segment_burn_steps, step),
+										   numbers_in_burn_window(Max(rate, stored_rate))),
+									   first_range));
 		burned_to = Max(burned_to, old_fence);
 		if (burned_to == PG_INT64_MAX)
 			ereport(ERROR,
@@ -339,7 +363,7 @@ segment_grant_range(void *arg)
 	}
 	else
 		range_start = next_value;
-	range_end = checked_add(range_start, step, tag);
+	range_end = checked_add(range_start, Max(step, first_range), tag);
 
 	/* the new fence: the range's end plus the headroom, never lower */
 	if (has_fence)

@@ -8,7 +8,9 @@
 # everything the old primary issued; the outbox records the burn on the new
 # timeline, and idgen_segment_burns_total counts it.  The same holds for a
 # tag the standby saw created but never granted: the old primary granted
-# its first ranges after the standby stopped.
+# its first ranges after the standby stopped, the first one
+# idgen.segment_max_step long (a new tag's first range), more than the
+# minimum burn of idgen.segment_burn_steps steps.
 #
 # Synchronous standby (synchronous_standby_names = '*'): every grant waits
 # for the standby.  With the standby stopped, the worker's grant cannot
@@ -103,10 +105,22 @@ my $unseen = $primary->safe_psql('postgres',
 cmp_ok($unseen, '>=', 2, "async: $unseen grants the standby never saw");
 my %seen = map { $_ => 1 } @issued;
 is(scalar(keys %seen), 500, 'async: 500 distinct numbers from the old primary');
-# Tag g gets its first grants now, which the standby never sees.
-my $g_old = take($primary, 'g', 250);
+# Tag g gets its first grants now, which the standby never sees.  With
+# idgen.segment_max_step above its step (as on the standby, for its
+# promotion), the first range of g is idgen.segment_max_step long: the old
+# primary hands out more of it than the minimum burn of
+# idgen.segment_burn_steps (10) steps of 100, so the promoted standby must
+# burn past the whole first range of a tag it knows as never granted.
+$primary->append_conf('postgresql.conf', "idgen.segment_max_step = 2000\n");
+$primary->restart;
+$standby->append_conf('postgresql.conf', "idgen.segment_max_step = 2000\n");
+wait_for_worker($primary);
+my $g_old = take($primary, 'g', 1500);
 my $g_old_max = max_of(@$g_old);
 is($g_old->[0], 1, 'async: tag g starts at 1 on the old primary');
+is( $primary->safe_psql('postgres',
+		"SELECT range_start || ':' || range_end FROM idgen.segment_events WHERE tag = 'g' AND kind = 'grant' ORDER BY event_id LIMIT 1"),
+	'1:2001', 'async: its first range is idgen.segment_max_step (2000), beyond 10 steps of 100');
 
 $primary->stop('immediate');
 
@@ -162,6 +176,9 @@ my @g_below = grep { $_ <= $g_old_max } @$g_new;
 is(scalar(@g_below), 0,
 	"async: a tag first granted after the standby stopped does not repeat the old primary's numbers ($g_new->[0] > $g_old_max)"
 );
+is( $standby->safe_psql('postgres',
+		"SELECT range_start || ':' || range_end FROM idgen.segment_events WHERE tag = 'g' AND kind = 'burn'"),
+	'1:2001', 'async: for a tag never granted the burn covers a first range of idgen.segment_max_step');
 
 # A second batch on the same timeline burns nothing more.
 my $burns = stats_counter($standby, 'idgen_segment_burns_total');

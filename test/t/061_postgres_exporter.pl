@@ -51,6 +51,9 @@ $node->init;
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'idgen'
 idgen.probe_interval = 1
+# ranges of the tag's step (100), so that the 700 numbers drawn below take
+# grants (a new tag's first range is idgen.segment_max_step long)
+idgen.segment_max_step = 100
 });
 $node->start;
 $node->safe_psql(
