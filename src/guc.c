@@ -78,7 +78,7 @@ days_from_civil(int y, int m, int d)
  * are loaded, and an epoch must not depend on the server's TimeZone anyway.
  */
 bool
-idgen_parse_epoch(const char *text, int64 *unix_ms)
+idgen_parse_epoch(const char *input, int64 *unix_ms)
 {
 	int			y,
 				mo,
@@ -89,9 +89,9 @@ idgen_parse_epoch(const char *text, int64 *unix_ms)
 	int			consumed = 0;
 	const char *rest;
 
-	if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &consumed) != 3)
+	if (sscanf(input, "%4d-%2d-%2d%n", &y, &mo, &d, &consumed) != 3)
 		return false;
-	rest = text + consumed;
+	rest = input + consumed;
 	if (*rest == ' ' || *rest == 'T')
 	{
 		int			more = 0;
@@ -354,7 +354,7 @@ idgen_define_gucs(void)
 
 	DefineCustomIntVariable("idgen.segment_min_range",
 							"Shortest time a segment range should last at the rate this server hands out the tag's numbers.",
-							"A grant sizes the range for at least this long at the observed rate, up to idgen.segment_max_step, so that the next grant lands before the range runs out; 0 leaves the step to doubling alone.",
+							"A grant sizes the range for at least this long at the observed rate, up to idgen.segment_max_step, so that the next grant lands before the range runs out; a new tag, which has no rate yet, gets a first range of idgen.segment_max_step. 0 leaves the step to doubling alone, the first range included.",
 							&idgen_segment_min_range_ms,
 							100, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);

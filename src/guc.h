@@ -48,6 +48,6 @@ extern int	idgen_probe_timeout_ms;
 
 extern void idgen_define_gucs(void);
 extern bool idgen_leasing_configured(void);
-extern bool idgen_parse_epoch(const char *text, int64 *unix_ms);
+extern bool idgen_parse_epoch(const char *input, int64 *unix_ms);
 
 #endif							/* IDGEN_GUC_H */
