@@ -725,7 +725,8 @@ REVOKE EXECUTE ON FUNCTION _lease_take_lock(integer) FROM PUBLIC;
 -- made durable before each ID left snowflake_next()).  time_floor_ms is
 -- not lowered: any other node still starts above the horizon.  This rests
 -- on the holder identity and role naming one data directory with its
--- whole WAL (see the README on cloned or restored data directories).
+-- whole WAL (see docs/leasing.md, "Taking back one's own id after a
+-- crash", on cloned or restored data directories).
 CREATE FUNCTION lease_acquire(p_holder text, p_pid integer,
                               p_timestamp_bits integer, p_worker_bits integer,
                               p_sequence_bits integer, p_tick_ms integer,

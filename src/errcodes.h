@@ -6,8 +6,8 @@
  * One header, one form (ERRCODE_ macros for ereport(); unpack_sql_state()
  * gives the text form where a code arrives as text, from the coordinator).
  * Codes the SQL script raises (USING ERRCODE = 'IG0nn') are listed too, so
- * that this is the one list.  README.md's SQLSTATE table says what each
- * means to a user.
+ * that this is the one list.  The SQLSTATE table in docs/reference.md
+ * says what each means to a user.
  *
  *-------------------------------------------------------------------------
  */

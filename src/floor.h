@@ -21,7 +21,8 @@
 /*
  * Resource manager id for idgen's WAL records.  RM_EXPERIMENTAL_ID until
  * idgen has an id of its own in PostgreSQL's registry of custom resource
- * managers; the README says what this means for other extensions.
+ * managers; docs/snowflake.md ("WAL resource manager id 128") says what
+ * this means for other extensions.
  */
 #define IDGEN_RMGR_ID			RM_EXPERIMENTAL_ID
 #define IDGEN_RMGR_NAME			"idgen"

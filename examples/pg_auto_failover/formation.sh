@@ -7,15 +7,16 @@
 # Each step below is one subcommand, run as the operating-system user that
 # owns the servers (pg_autoctl refuses to run as root).  The TAP test
 # test/t/060_ha_pg_auto_failover.pl runs exactly these subcommands, so this
-# file is the tested deployment recipe; README.md ("Coordinator HA with
-# pg_auto_failover") explains the choices.
+# file is the tested deployment recipe; docs/leasing.md ("Coordinator HA
+# with pg_auto_failover or Patroni") explains the choices.
 #
 #   formation.sh monitor PGDATA PORT
 #       Create the monitor and run it (foreground: run it under systemd or
 #       in the background).
 #   formation.sh tune-monitor PORT
 #       Shorten the monitor's failure detection so that a failover fits in
-#       the nodes' lease ride-through (see README).
+#       the nodes' lease ride-through (see docs/leasing.md, "Sizing the
+#       TTL").
 #   formation.sh coordinator PGDATA PORT NAME MONITOR_PORT
 #       Create a coordinator server in the formation and run it
 #       (foreground).  The first one becomes the primary, the second its
@@ -98,7 +99,7 @@ case $cmd in
 		;;
 	setup-coordinator)
 		# The extension needs no preload on the coordinator.  The role and
-		# its grants are README's "N nodes and a coordinator" recipe.
+		# its grants are docs/leasing.md's "N nodes and a coordinator" recipe.
 		# pg_hba.conf is not replicated: allow idgen_node on both servers
 		# (here initdb's loopback "trust" lines already do).
 		psql_at "$1" postgres <<-'SQL'
