@@ -15,8 +15,8 @@
 typedef enum IdgenBase32Status
 {
 	IDGEN_BASE32_OK,
-	IDGEN_BASE32_UPPERCASE,		/* an uppercase letter where only lowercase
-								 * is allowed */
+	IDGEN_BASE32_UPPERCASE,		/* an uppercase letter where only lowercase is
+								 * allowed */
 	IDGEN_BASE32_BAD_CHAR,		/* a character outside the alphabet */
 	IDGEN_BASE32_OVERFLOW		/* first character above '7': over 128 bits */
 } IdgenBase32Status;

@@ -8,7 +8,8 @@
  * depends on no worker's code), whether the postmaster starts it at
  * start-up (static) or a backend on demand (dynamic, one per database),
  * and whether it is restarted.  All start once recovery has finished (a
- * standby runs none) and connect to a database.
+ * standby runs none); each connects to its database, except a lease
+ * worker whose coordinator is another server (it needs no local one).
  *
  * The rest is what every worker's loop needs, written once: PostgreSQL's
  * signal handlers (die on SIGTERM, a reload flag on SIGHUP) plus the lease
@@ -40,8 +41,8 @@
 typedef struct IdgenBgwSpec
 {
 	const char *function;		/* bgw_function_name in the library */
-	const char *name;			/* bgw_type; bgw_name, with the database
-								 * OID appended for a dynamic worker */
+	const char *name;			/* bgw_type; bgw_name, with the database OID
+								 * appended for a dynamic worker */
 	bool		dynamic;		/* started on demand, per database */
 	int			restart_s;		/* bgw_restart_time */
 	bool		(*wanted) (void);	/* static: registered only if true; NULL
@@ -203,7 +204,8 @@ idgen_bgw_run_in_xact(const char *activity, IdgenXactStep body,
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		MemoryContextSwitchTo(callcxt); /* commit leaves us in TopMemoryContext */
+		MemoryContextSwitchTo(callcxt); /* commit leaves us in
+										 * TopMemoryContext */
 		if (after_commit)
 			after_commit(arg);
 	}

@@ -14,7 +14,8 @@ typedef enum IdgenBgw
 {
 	IDGEN_BGW_SEGMENT,			/* segment grants in idgen.database: static */
 	IDGEN_BGW_PROBE,			/* uniqueness probes in idgen.database: static */
-	IDGEN_BGW_LEASE,			/* the worker-id lease: static, leased mode only */
+	IDGEN_BGW_LEASE,			/* the worker-id lease: static, leased mode
+								 * only */
 	IDGEN_BGW_SEGMENT_DATABASE, /* segment grants in another database: dynamic */
 	IDGEN_BGW_COUNT
 } IdgenBgw;

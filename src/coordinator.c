@@ -60,7 +60,8 @@
 #include "idgen.h"
 
 static PGconn *coordinator_conn = NULL;
-static CoordinatorCall *notice_call = NULL;	/* the remote call under way, if any */
+static CoordinatorCall *notice_call = NULL; /* the remote call under way, if
+											 * any */
 static int64 coordinator_used_ns = 0;	/* when the session last answered */
 static bool use_local = false;
 
@@ -259,13 +260,15 @@ static bool
 coordinator_connect(CoordinatorCall *call)
 {
 	/*
-	 * Defaults first, so that the user's connection string can override
-	 * them: bounded connection attempts, and the keepalives and
-	 * tcp_user_timeout the coordinator's end uses too.
+	 * Defaults first, so that the user's connection string can override them:
+	 * bounded connection attempts, and the keepalives and tcp_user_timeout
+	 * the coordinator's end uses too.
 	 */
-	const char *keys[] = {"connect_timeout", "application_name",
-		"keepalives", "keepalives_idle", "keepalives_interval",
-		"keepalives_count", "tcp_user_timeout", "dbname", NULL};
+	const char *keys[] = {
+		"connect_timeout", "application_name", "keepalives",
+		"keepalives_idle", "keepalives_interval", "keepalives_count",
+		"tcp_user_timeout", "dbname", NULL
+	};
 	const char *values[9];
 	int64		deadline = idgen_monotonic_ns() + coordinator_call_timeout_ms() * IDGEN_NS_PER_MS;
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
@@ -438,7 +441,8 @@ coordinator_call_remote(const char *sql, int nparams, const char *const *params,
 {
 	int64		now = idgen_monotonic_ns();
 
-	notice_call = NULL;			/* in case an error skipped the last call's end */
+	notice_call = NULL;			/* in case an error skipped the last call's
+								 * end */
 
 	/*
 	 * A session idle for nearly as long as the coordinator allows
@@ -486,7 +490,7 @@ typedef struct CoordinatorLocalCall
 	const char *sql;
 	int			nparams;
 	const char *const *params;
-	CoordinatorCall  *call;
+	CoordinatorCall *call;
 	MemoryContext callcxt;		/* where the result fields go */
 	bool		wrote;			/* whether the call wrote (has an xid) */
 } CoordinatorLocalCall;
@@ -495,7 +499,7 @@ static void
 coordinator_local_body(void *arg)
 {
 	CoordinatorLocalCall *local = (CoordinatorLocalCall *) arg;
-	CoordinatorCall  *call = local->call;
+	CoordinatorCall *call = local->call;
 	Oid			types[16];
 	Datum		values[16];
 	int			i;
@@ -507,10 +511,10 @@ coordinator_local_body(void *arg)
 	}
 
 	/*
-	 * During process exit nothing can cancel a wait for synchronous
-	 * standbys (cancels are ignored then), so the one call made then, the
-	 * release, commits without one: it needs no confirmation, as a release
-	 * that a standby lacks leaves the lease there longer.
+	 * During process exit nothing can cancel a wait for synchronous standbys
+	 * (cancels are ignored then), so the one call made then, the release,
+	 * commits without one: it needs no confirmation, as a release that a
+	 * standby lacks leaves the lease there longer.
 	 */
 	if (proc_exit_inprogress)
 		(void) set_config_option("synchronous_commit", "local",
@@ -565,8 +569,8 @@ coordinator_call_local(const char *sql, int nparams, const char *const *params, 
 
 	/*
 	 * Within the call a cancel cancels it (the call fails and is retried),
-	 * whatever the worker does with one between calls: statement_timeout
-	 * and lock_timeout, which bound the call and its commit's wait for
+	 * whatever the worker does with one between calls: statement_timeout and
+	 * lock_timeout, which bound the call and its commit's wait for
 	 * synchronous standbys, arrive as a SIGINT to this process.
 	 */
 	idgen_bgw_allow_cancel(true);

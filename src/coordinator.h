@@ -20,7 +20,7 @@ typedef struct CoordinatorCall
 	char		message[512];	/* never holds idgen.coordinator's password */
 	char		warning[256];	/* first WARNING the coordinator sent with it */
 	int			nfields;
-	char	   *fields[COORDINATOR_MAX_FIELDS];	/* first row; palloc'd in the
+	char	   *fields[COORDINATOR_MAX_FIELDS]; /* first row; palloc'd in the
 												 * caller's context */
 } CoordinatorCall;
 

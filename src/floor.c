@@ -588,10 +588,10 @@ idgen_floor_raise(int64 needed_ms, bool must_wait, const IdgenPermission *perm)
 		int64		floor_ms = (int64) pg_atomic_read_u64(&idgen_floor->floor_ms);
 
 		/*
-		 * A raise the caller does not need yet (its tick is below the
-		 * floor) gives up quietly when the synchronous standbys do not
-		 * confirm in time: the floor stays where they confirmed it, and the
-		 * caller's ID, covered by it, still goes out.
+		 * A raise the caller does not need yet (its tick is below the floor)
+		 * gives up quietly when the synchronous standbys do not confirm in
+		 * time: the floor stays where they confirmed it, and the caller's ID,
+		 * covered by it, still goes out.
 		 */
 		if (idgen_permission_current(perm) && needed_ms > floor_ms - reserve / 2)
 		{

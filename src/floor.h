@@ -78,8 +78,8 @@ typedef struct IdgenFloorShared
 								 * IDGEN_LWLOCK_FLOOR */
 	bool		unusable;		/* false -> true only: in the postmaster at
 								 * start-up, or under IDGEN_LWLOCK_FLOOR by
-								 * replay; the texts are written before it,
-								 * so readers need only a read barrier */
+								 * replay; the texts are written before it, so
+								 * readers need only a read barrier */
 	char		unusable_summary[128];
 	char		unusable_reason[256];
 	char		unusable_hint[256];

@@ -48,8 +48,8 @@
 
 typedef struct LeaseShared
 {
-	IdgenPermissionShared permission;	/* atomics; the lease worker writes
-										 * it (lease.h) */
+	IdgenPermissionShared permission;	/* atomics; the lease worker writes it
+										 * (lease.h) */
 	bool		lease_mode;		/* set at start-up, read-only */
 
 	slock_t		mutex;			/* protects the fields below */

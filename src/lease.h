@@ -45,8 +45,8 @@ typedef struct IdgenPermissionCopy
 typedef struct IdgenPermissionShared
 {
 	pg_atomic_uint64 version;	/* atomic; low bit: the copy in use */
-	IdgenPermissionCopy copy[2];	/* atomics; the one not in use is
-									 * written only by the lease worker */
+	IdgenPermissionCopy copy[2];	/* atomics; the one not in use is written
+									 * only by the lease worker */
 } IdgenPermissionShared;
 
 #define IDGEN_NO_WORKER			(-1)
@@ -121,7 +121,8 @@ typedef enum LeaseState
 	LEASE_HELD,					/* lease held and renewed */
 	LEASE_FAIL_STATIC,			/* renewal failing; issuing until the deadline */
 	LEASE_EXPIRED,				/* deadline passed; refusing */
-	LEASE_CONFLICT				/* static id held elsewhere, lease lost, or layout refused */
+	LEASE_CONFLICT				/* static id held elsewhere, lease lost, or
+								 * layout refused */
 } LeaseState;
 
 /* True when this server leases its worker id (decided at start-up). */

@@ -129,6 +129,7 @@ lease_acquire(CoordinatorCall *call)
 	params[8] = psprintf("%d", lease_margin_s());
 	params[9] = psprintf("%d", idgen_worker_id);
 	params[10] = psprintf("%d", held_worker_id);
+
 	/*
 	 * what this data directory can have issued (replayed after a crash; no
 	 * permission is published now, so the fenced floor covers every ID)
@@ -144,8 +145,8 @@ lease_acquire(CoordinatorCall *call)
 		/*
 		 * The coordinator's idgen catalog is still 1.0: its lease functions
 		 * use advisory locks any role can take, and know no local floor.
-		 * Lease through them all the same (the first-1.0 way: let go of
-		 * the session's advisory locks first) and say how to fix it.
+		 * Lease through them all the same (the first-1.0 way: let go of the
+		 * session's advisory locks first) and say how to fix it.
 		 */
 		ereport(WARNING,
 				(errmsg("idgen: the coordinator's idgen extension is version 1.0"),
@@ -181,10 +182,10 @@ lease_acquire(CoordinatorCall *call)
 
 	/*
 	 * Count everything the id's previous holders may have issued as issued
-	 * (the floor's issued_to_ms, which Snowflake catches up to); then the first renewal records the horizon on the
-	 * coordinator and only after that publishes the permission.  So no ID
-	 * ever carries this id before a horizon covering it is durable on the
-	 * coordinator.
+	 * (the floor's issued_to_ms, which Snowflake catches up to); then the
+	 * first renewal records the horizon on the coordinator and only after
+	 * that publishes the permission.  So no ID ever carries this id before a
+	 * horizon covering it is durable on the coordinator.
 	 */
 	idgen_floor_raise_for_holding(previous_floor_ms);
 	if (!lease_renew(&renew))
@@ -250,9 +251,9 @@ idgen_lease_worker_main(Datum main_arg)
 
 	/*
 	 * pg_cancel_backend() on the worker is logged and otherwise ignored: a
-	 * cancel must not cost the node its worker id (PostgreSQL's handler
-	 * would end the worker, which gives its lease back), and every
-	 * coordinator call has a timeout of its own.
+	 * cancel must not cost the node its worker id (PostgreSQL's handler would
+	 * end the worker, which gives its lease back), and every coordinator call
+	 * has a timeout of its own.
 	 */
 	idgen_bgw_setup_signals(true);
 
@@ -266,7 +267,10 @@ idgen_lease_worker_main(Datum main_arg)
 	before_shmem_exit(lease_release_at_exit, (Datum) 0);
 	idgen_lease_set_state(LEASE_ACQUIRING, NULL);
 
-	/* what one round allocates (call parameters and results) is freed after it */
+	/*
+	 * what one round allocates (call parameters and results) is freed after
+	 * it
+	 */
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "idgen lease worker",
 									 ALLOCSET_DEFAULT_SIZES);
 

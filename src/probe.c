@@ -221,8 +221,8 @@ idgen_probe_scan(PG_FUNCTION_ARGS)
 	 * index: a new ID repeating an old one has the old one's value, so both
 	 * are in range.  Segment probes also read the ranges granted within the
 	 * window; a row read through two overlapping ranges counts once (by
-	 * partition and ctid: each partition numbers its rows from (0,1)).
-	 * Plain SELECTs only: no lock stronger than writers' own.
+	 * partition and ctid: each partition numbers its rows from (0,1)). Plain
+	 * SELECTs only: no lock stronger than writers' own.
 	 */
 	if (strcmp(kind, "segment") == 0)
 		scan = psprintf("SELECT DISTINCT t.rel, t.tid, t.v FROM"
@@ -237,7 +237,10 @@ idgen_probe_scan(PG_FUNCTION_ARGS)
 						qcol, qualname, qcol,
 						want_type == UUIDOID ? "uuid" : "int8");
 
-	/* Become the table's owner, as autovacuum and REFRESH MATERIALIZED VIEW do. */
+	/*
+	 * Become the table's owner, as autovacuum and REFRESH MATERIALIZED VIEW
+	 * do.
+	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(relowner, save_sec_context | SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
@@ -364,6 +367,7 @@ idgen_probe_as_caller(PG_FUNCTION_ARGS)
 	Oid			argtypes[FUNC_MAX_ARGS];
 	Oid			twin;
 	FmgrInfo	flinfo;
+
 	LOCAL_FCINFO(inner, FUNC_MAX_ARGS);
 	Datum		result;
 

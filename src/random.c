@@ -26,7 +26,7 @@
 #include "random.h"
 
 uint64		idgen_random_buffer[IDGEN_RANDOM_WORDS];
-int			idgen_random_next = IDGEN_RANDOM_WORDS;	/* empty */
+int			idgen_random_next = IDGEN_RANDOM_WORDS; /* empty */
 int			idgen_random_filled_by_pid = 0;
 
 /* Refill the whole buffer (idgen_random_u64, random.h, is the reader). */

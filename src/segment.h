@@ -82,8 +82,8 @@ typedef struct SegmentSlot
 	uint64		next_end;
 
 	/*
-	 * A range granted but held back until the standbys have confirmed a
-	 * fence at or above its end (segment_grant.c); written by the worker.
+	 * A range granted but held back until the standbys have confirmed a fence
+	 * at or above its end (segment_grant.c); written by the worker.
 	 */
 	bool		has_pending;
 	uint64		pending_start;
@@ -92,10 +92,9 @@ typedef struct SegmentSlot
 	XLogRecPtr	pending_lsn;	/* standbys must have flushed up to here */
 
 	/*
-	 * The highest fence the worker committed for this tag and the end of
-	 * that commit record (-1 and 0 if unknown, e.g. after a restart), and
-	 * the highest fence the standbys are known to have.  Written by the
-	 * worker.
+	 * The highest fence the worker committed for this tag and the end of that
+	 * commit record (-1 and 0 if unknown, e.g. after a restart), and the
+	 * highest fence the standbys are known to have.  Written by the worker.
 	 */
 	int64		fence;
 	XLogRecPtr	fence_lsn;
@@ -129,10 +128,10 @@ typedef struct SegmentDatabase
 	int			nslots;			/* hash lock; slots taken by its tags */
 
 	/*
-	 * The idgen.segment_alloc table every buffered range of this database
-	 * was granted from, or InvalidOid before the first grant; when the
-	 * worker grants from another table, the database's slots are freed
-	 * first.  Hash lock.
+	 * The idgen.segment_alloc table every buffered range of this database was
+	 * granted from, or InvalidOid before the first grant; when the worker
+	 * grants from another table, the database's slots are freed first.  Hash
+	 * lock.
 	 */
 	Oid			alloc_relid;
 

@@ -236,8 +236,8 @@ segment_grant_range(void *arg)
 				 errmsg("segment tag \"%s\" does not exist", tag)));
 
 	/*
-	 * Every commit that wrote what we read ends before this: the LSN at
-	 * which a fence read here is certainly in the WAL.
+	 * Every commit that wrote what we read ends before this: the LSN at which
+	 * a fence read here is certainly in the WAL.
 	 */
 	read_lsn = GetXLogInsertRecPtr();
 	now = GetCurrentTimestamp();
@@ -281,18 +281,17 @@ segment_grant_range(void *arg)
 		rate = (double) step / elapsed;
 
 	/*
-	 * A tag never granted (just created) has no rate yet, and its first
-	 * range must outlast the grant after it, a durable commit of 1-20 ms,
-	 * at whatever rate it is drawn: at one backend's top rate (~20 million
-	 * calls a second) a range of the default step, 1000, lasts 50 us.  So,
-	 * with sizing by rate on, it is as long as sizing by rate makes any
-	 * range, which at that rate lasts as long as the tag's later ranges will
-	 * (45 ms at 22 million a second), and its prefetch lands before its
-	 * end.  It does not become the step in use: a slow tag goes on with
-	 * ranges of its step, and pays for this once, a gap of at most this
-	 * range if the server restarts before it is used.  A tag this server
-	 * knows as never granted may have had that range from an old primary:
-	 * the burn covers it.
+	 * A tag never granted (just created) has no rate yet, and its first range
+	 * must outlast the grant after it, a durable commit of 1-20 ms, at
+	 * whatever rate it is drawn: at one backend's top rate (~20 million calls
+	 * a second) a range of the default step, 1000, lasts 50 us.  So, with
+	 * sizing by rate on, it is as long as sizing by rate makes any range,
+	 * which at that rate lasts as long as the tag's later ranges will (45 ms
+	 * at 22 million a second), and its prefetch lands before its end.  It
+	 * does not become the step in use: a slow tag goes on with ranges of its
+	 * step, and pays for this once, a gap of at most this range if the server
+	 * restarts before it is used.  A tag this server knows as never granted
+	 * may have had that range from an old primary: the burn covers it.
 	 */
 	if (elapsed < 0 && idgen_segment_interleave_count == 1 &&
 		idgen_segment_min_range_ms > 0)
@@ -408,9 +407,9 @@ segment_grant_range(void *arg)
 	grant->fence = fence;
 
 	/*
-	 * Which commit the standbys must have before the range is used: none if
-	 * a fence they have covers it; the one that wrote the fence read above
-	 * if that fence covers it (known exactly if this worker wrote it, else
+	 * Which commit the standbys must have before the range is used: none if a
+	 * fence they have covers it; the one that wrote the fence read above if
+	 * that fence covers it (known exactly if this worker wrote it, else
 	 * bounded by read_lsn); otherwise this grant's own.
 	 */
 	if (!has_fence || range_end <= confirmed_fence)
@@ -429,8 +428,8 @@ segment_grant_committed(void *arg)
 	SegmentGrantCall *call = (SegmentGrantCall *) arg;
 
 	/*
-	 * A cancelled or terminated wait for synchronous standbys returns with
-	 * a warning only: do not hand out a range the standbys may not have.
+	 * A cancelled or terminated wait for synchronous standbys returns with a
+	 * warning only: do not hand out a range the standbys may not have.
 	 */
 	CHECK_FOR_INTERRUPTS();
 	idgen_require_sync_standby_ack(XactLastCommitEnd, "the segment grant");

@@ -236,7 +236,7 @@ segment_wait_for_range(SegmentSlot *slot, uint64 generation, const char *key,
 					   uint64 observed_end, uint32 error_seq)
 {
 	int64		deadline_ns = idgen_monotonic_ns() +
-		(int64) idgen_segment_wait_timeout_ms * IDGEN_NS_PER_MS;
+	(int64) idgen_segment_wait_timeout_ms * IDGEN_NS_PER_MS;
 
 	ConditionVariablePrepareToSleep(&idgen_segment_shared->grant_cv);
 	for (;;)
@@ -586,7 +586,10 @@ idgen_segment_buffers(PG_FUNCTION_ARGS)
 		uint64		grants;
 		int			waiters;
 
-		/* generations change only under the exclusive lock; tags of this database */
+		/*
+		 * generations change only under the exclusive lock; tags of this
+		 * database
+		 */
 		if (pg_atomic_read_u64(&slot->generation) == 0 || slot->dbid != MyDatabaseId)
 			continue;
 

@@ -125,8 +125,8 @@ segment_worker_run(bool permanent)
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
-	 * Exit code 1 has the postmaster restart the permanent worker later
-	 * (with 0 it would be unregistered); the others are started on demand.
+	 * Exit code 1 has the postmaster restart the permanent worker later (with
+	 * 0 it would be unregistered); the others are started on demand.
 	 */
 	if (!segment_worker_attach())
 	{
@@ -210,9 +210,9 @@ segment_worker_serve(void)
 		int64		fence;
 		XLogRecPtr	fence_lsn;
 		int64		fence_confirmed;
-		double		rate;		/* numbers per second drawn from the
-								 * current range, or 0 */
-	}			SegmentTodo;
+		double		rate;		/* numbers per second drawn from the current
+								 * range, or 0 */
+	} SegmentTodo;
 	SegmentTodo *todo;
 	int			ntodo = 0;
 	bool		held_back = false;
@@ -329,7 +329,11 @@ segment_worker_serve(void)
 				slot->error_seq++;
 				slot->error_code = edata->sqlerrcode;
 				strlcpy(slot->error_message, edata->message, sizeof(slot->error_message));
-				/* no periodic retries for this range; a caller's request retries */
+
+				/*
+				 * no periodic retries for this range; a caller's request
+				 * retries
+				 */
 				pg_atomic_write_u64(&slot->prefetch_at, PG_UINT64_MAX);
 			}
 			else

@@ -13,7 +13,7 @@
 /* Named LWLock tranche and the locks in it (see shmem.c for the protocol). */
 #define IDGEN_LWLOCK_TRANCHE	"idgen"
 #define IDGEN_LWLOCK_FLOOR		0	/* raising the Snowflake time floor */
-#define IDGEN_LWLOCK_SEGMENT_HASH 1	/* adding or removing segment tags */
+#define IDGEN_LWLOCK_SEGMENT_HASH 1 /* adding or removing segment tags */
 #define IDGEN_NUM_LWLOCKS		2
 
 extern void idgen_shmem_install_hooks(void);

@@ -78,8 +78,8 @@ typedef struct SnowflakeShared
 {
 	union
 	{
-		pg_atomic_uint64 last_issued;	/* atomic, CAS, only grows:
-										 * (tick << seq bits) | seq */
+		pg_atomic_uint64 last_issued;	/* atomic, CAS, only grows: (tick <<
+										 * seq bits) | seq */
 		char		pad[PG_CACHE_LINE_SIZE];
 	};
 	pg_atomic_uint32 issued_since_start;	/* atomic flag: last_issued is an
@@ -90,7 +90,7 @@ typedef struct SnowflakeShared
 static SnowflakeShared *snowflake_shared = NULL;
 
 /* Layout constants derived from the settings at first use in a process. */
-static int	sequence_shift = 0;	/* = sequence_bits */
+static int	sequence_shift = 0; /* = sequence_bits */
 static int	worker_shift = 0;	/* = sequence_bits + worker_bits */
 static uint64 sequence_mask = 0;
 static uint64 max_tick = 0;
@@ -430,7 +430,8 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 		}
 		now_tick = (uint64) (now_ms - idgen_epoch_ms) / idgen_tick_ms;
 		if (unlikely(now_tick > max_tick))
-			now_tick = max_tick + 1;	/* refused below, before any shift can wrap */
+			now_tick = max_tick + 1;	/* refused below, before any shift can
+										 * wrap */
 
 		if (likely(now_tick > last_tick))
 			next = now_tick << sequence_shift;
@@ -477,8 +478,8 @@ idgen_snowflake_next(PG_FUNCTION_ARGS)
 
 		/*
 		 * Renewed or withdrawn since we read it: start over under the
-		 * published permission.  A withdrawal after this point is covered
-		 * by the floor we read (see idgen_floor_fence()).
+		 * published permission.  A withdrawal after this point is covered by
+		 * the floor we read (see idgen_floor_fence()).
 		 */
 		if (unlikely(!idgen_permission_current(&perm)))
 			continue;

@@ -265,7 +265,7 @@ uuidv7_pack(pg_uuid_t *uuid, uint64 ms, uint32 fraction, uint64 rand_b)
 {
 	uint64		hi = (ms << 16) | UINT64CONST(0x7000) | (fraction & 0x0FFF);
 	uint64		lo = UINT64CONST(0x8000000000000000) |
-		(rand_b & UINT64CONST(0x3FFFFFFFFFFFFFFF));
+	(rand_b & UINT64CONST(0x3FFFFFFFFFFFFFFF));
 
 	hi = pg_hton64(hi);
 	lo = pg_hton64(lo);
@@ -284,12 +284,13 @@ PG_FUNCTION_INFO_V1(idgen_uuidv7);
 Datum
 idgen_uuidv7(PG_FUNCTION_ARGS)
 {
-	uint64		random = idgen_random_u64();	/* may refill: before the clock */
+	uint64		random = idgen_random_u64();	/* may refill: before the
+												 * clock */
 	uint64		position = uuidv7_next_position();
 	uint64		steps = position >> UUIDV7_COUNTER_BITS;
 	uint64		counter = position & ((1 << UUIDV7_COUNTER_BITS) - 1);
 	uint64		rand_b = (counter << UUIDV7_RANDOM_BITS) |
-		(random & ((UINT64CONST(1) << UUIDV7_RANDOM_BITS) - 1));
+	(random & ((UINT64CONST(1) << UUIDV7_RANDOM_BITS) - 1));
 	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
 
 	uuidv7_pack(uuid, steps >> UUIDV7_FRACTION_BITS,
